@@ -1,0 +1,63 @@
+"""Numba set-up shared by every kernel module.
+
+Kernels are compiled once and cached on disk. Inside an installed package the source folder
+may be read-only, so the cache lives in the user's cache directory unless NUMBA_CACHE_DIR is
+already set. This module must be imported before numba itself.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+_CACHE_ENV = "NUMBA_CACHE_DIR"
+
+
+def cache_dir() -> Path:
+    """Where compiled kernels are kept between runs."""
+    configured = os.environ.get(_CACHE_ENV)
+    if configured:
+        return Path(configured)
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "otsight" / "numba"
+
+
+def _prepare() -> None:
+    path = cache_dir()
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError:
+        return  # numba falls back to no caching; correctness is unaffected
+    os.environ.setdefault(_CACHE_ENV, str(path))
+
+
+_prepare()
+
+from numba import njit  # noqa: E402  (must follow the cache set-up)
+
+__all__ = ["njit", "cache_dir", "kernels_cached"]
+
+
+def kernels_cached() -> bool:
+    """True when compiled kernels for this otsight and numba version are on disk."""
+    return _stamp().exists()
+
+
+def mark_kernels_cached() -> None:
+    """Record that every kernel has been compiled into the cache."""
+    stamp = _stamp()
+    try:
+        stamp.parent.mkdir(parents=True, exist_ok=True)
+        stamp.write_text("ok\n")
+    except OSError:
+        pass
+
+
+def _stamp() -> Path:
+    import numba
+
+    from otsight import __version__
+
+    src = Path(__file__).resolve().parent
+    newest = max((p.stat().st_mtime_ns for p in src.rglob("*.py")), default=0)
+    return cache_dir() / f"otsight-{__version__}-numba-{numba.__version__}-{newest}.stamp"

@@ -1,0 +1,77 @@
+"""Turn address columns (integers) into dictionary-encoded strings, once per distinct value.
+
+Packets repeat a handful of addresses millions of times, so formatting the distinct values in
+Python and indexing them with numpy costs almost nothing per packet.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+
+import numpy as np
+import pyarrow as pa
+
+_V4_MAPPED = np.uint64(0xFFFF00000000)
+
+
+def _dictionary(inverse: np.ndarray, strings: list[str | None]) -> pa.DictionaryArray:
+    # A null must be a null index, not a null dictionary value (Parquet cannot store that).
+    values = pa.array([s if s is not None else "" for s in strings], type=pa.string())
+    indices = pa.array(inverse.astype(np.int32, copy=False))
+    null_at = [i for i, s in enumerate(strings) if s is None]
+    if null_at:
+        mask = np.isin(inverse, null_at)
+        indices = pa.array(inverse.astype(np.int32, copy=False), mask=mask)
+    return pa.DictionaryArray.from_arrays(indices, values)
+
+
+def format_ip(hi: int, lo: int) -> str | None:
+    """One 128-bit address (IPv4-mapped for IPv4) as text; None for 'no address'."""
+    if hi == 0 and lo == 0:
+        return None
+    if hi == 0 and (lo >> 32) == 0xFFFF:
+        return str(ipaddress.IPv4Address(lo & 0xFFFFFFFF))
+    return str(ipaddress.IPv6Address((hi << 64) | lo))
+
+
+def ip_array(hi: np.ndarray, lo: np.ndarray) -> pa.DictionaryArray:
+    hi = np.ascontiguousarray(hi, dtype=np.uint64)
+    lo = np.ascontiguousarray(lo, dtype=np.uint64)
+    if hi.shape[0] == 0:
+        return _dictionary(np.empty(0, np.int32), [])
+    if not hi.any():
+        uniq, inverse = np.unique(lo, return_inverse=True)
+        strings = [format_ip(0, int(v)) for v in uniq]
+    else:
+        pair = np.empty(hi.shape[0], dtype=[("h", np.uint64), ("l", np.uint64)])
+        pair["h"], pair["l"] = hi, lo
+        uniq, inverse = np.unique(pair, return_inverse=True)
+        strings = [format_ip(int(u["h"]), int(u["l"])) for u in uniq]
+    return _dictionary(inverse.reshape(-1), strings)
+
+
+def format_mac(value: int) -> str:
+    b = int(value).to_bytes(6, "big")
+    return ":".join(f"{x:02x}" for x in b)
+
+
+def mac_array(values: np.ndarray) -> pa.DictionaryArray:
+    if values.shape[0] == 0:
+        return _dictionary(np.empty(0, np.int32), [])
+    uniq, inverse = np.unique(values, return_inverse=True)
+    strings: list[str | None] = [format_mac(v) if v else None for v in uniq]
+    return _dictionary(inverse.reshape(-1), strings)
+
+
+def constant_string(value: str, n: int) -> pa.DictionaryArray:
+    return pa.DictionaryArray.from_arrays(
+        pa.array(np.zeros(n, dtype=np.int32)), pa.array([value], type=pa.string())
+    )
+
+
+def names_array(codes: np.ndarray, names: dict[int, str]) -> pa.DictionaryArray:
+    """Small integer codes → their names (unknown codes become their number as text)."""
+    if codes.shape[0] == 0:
+        return _dictionary(np.empty(0, np.int32), [])
+    uniq, inverse = np.unique(codes, return_inverse=True)
+    return _dictionary(inverse.reshape(-1), [names.get(int(c), str(int(c))) for c in uniq])

@@ -1,0 +1,150 @@
+"""PDU framing for length-prefixed industrial protocols carried over TCP.
+
+A framer answers one question about the bytes at the start of a PDU: how long is this PDU?
+Reassembly (``_track``) uses the answer to cut each direction's byte stream into whole PDUs,
+so that a PDU split over segments, and several PDUs in one segment, each come out once.
+
+The framers are declared in ``FRAMERS`` (name, bytes needed before the length is known,
+largest legal PDU); the numba functions below implement them. Detection looks at content,
+with the well-known port only as a tie-breaker for weak signatures.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from otsight._jit import njit
+
+NONE, MBAP, ENIP, TPKT, DNP3, IEC104 = 0, 1, 2, 3, 4, 5
+
+# id: (name, header bytes needed to know the length, largest legal PDU)
+FRAMERS: dict[int, tuple[str, int, int]] = {
+    MBAP: ("modbus", 6, 260),
+    ENIP: ("enip", 4, 65535 + 24),
+    TPKT: ("tpkt", 4, 65535),
+    DNP3: ("dnp3", 3, 292),
+    IEC104: ("iec104", 2, 255),
+}
+FRAMER_NAMES = {NONE: ""} | {k: v[0] for k, v in FRAMERS.items()}
+
+NEED_MORE = -1
+INVALID = -2
+
+_ENIP_COMMANDS = (0x0000, 0x0001, 0x0004, 0x0063, 0x0064, 0x0065, 0x0066, 0x006F, 0x0070,
+                  0x0072, 0x0073)
+
+
+@njit(cache=True, inline="always")
+def _be16(b, p):
+    return (np.int64(b[p]) << 8) | np.int64(b[p + 1])
+
+
+@njit(cache=True, inline="always")
+def _le16(b, p):
+    return np.int64(b[p]) | (np.int64(b[p + 1]) << 8)
+
+
+@njit(cache=True)
+def header_bytes(framer):
+    if framer == MBAP:
+        return 6
+    if framer == ENIP:
+        return 4
+    if framer == TPKT:
+        return 4
+    if framer == DNP3:
+        return 3
+    if framer == IEC104:
+        return 2
+    return 1
+
+
+@njit(cache=True)
+def pdu_length(framer, b, p, avail):
+    """Total length of the PDU starting at ``b[p]``, NEED_MORE, or INVALID."""
+    if avail < header_bytes(framer):
+        return NEED_MORE
+    if framer == MBAP:
+        if _be16(b, p + 2) != 0:
+            return INVALID
+        n = _be16(b, p + 4)
+        if n < 2 or n > 254:
+            return INVALID
+        return 6 + n
+    if framer == ENIP:
+        return 24 + _le16(b, p + 2)
+    if framer == TPKT:
+        if b[p] != 3 or b[p + 1] != 0:
+            return INVALID
+        n = _be16(b, p + 2)
+        if n < 7:
+            return INVALID
+        return n
+    if framer == DNP3:
+        if b[p] != 0x05 or b[p + 1] != 0x64:
+            return INVALID
+        n = np.int64(b[p + 2])
+        if n < 5:
+            return INVALID
+        user = n - 5
+        return 10 + user + 2 * ((user + 15) // 16)
+    if framer == IEC104:
+        if b[p] != 0x68:
+            return INVALID
+        n = np.int64(b[p + 1])
+        if n < 4:
+            return INVALID
+        return 2 + n
+    return INVALID
+
+
+@njit(cache=True)
+def _dnp3_crc(b, p, n):
+    crc = 0
+    for k in range(n):
+        crc ^= np.int64(b[p + k])
+        for _ in range(8):
+            if crc & 1:
+                crc = (crc >> 1) ^ 0xA6BC
+            else:
+                crc >>= 1
+    return (~crc) & 0xFFFF
+
+
+@njit(cache=True)
+def detect(b, p, n, sport, dport):
+    """Which framer fits the first payload of a TCP flow (NONE when none does)."""
+    if n >= 10 and b[p] == 0x05 and b[p + 1] == 0x64 and b[p + 2] >= 5:
+        if _dnp3_crc(b, p, 8) == _le16(b, p + 8):
+            return DNP3
+    if n >= 7 and b[p] == 3 and b[p + 1] == 0:
+        tl = _be16(b, p + 2)
+        li = np.int64(b[p + 4])
+        code = np.int64(b[p + 5]) & 0xF0
+        if tl >= 7 and li + 5 <= tl and (code == 0xE0 or code == 0xD0 or code == 0xF0
+                                          or code == 0x80 or code == 0xC0 or code == 0x70):
+            return TPKT
+    if n >= 24:
+        cmd = _le16(b, p)
+        ln = _le16(b, p + 2)
+        opts = (np.int64(b[p + 20]) | (np.int64(b[p + 21]) << 8)
+                | (np.int64(b[p + 22]) << 16) | (np.int64(b[p + 23]) << 24))
+        known = False
+        for c in _ENIP_COMMANDS:
+            if cmd == c:
+                known = True
+        if known and opts == 0 and 24 + ln <= n + 65535:
+            if (24 + ln == n) or sport == 44818 or dport == 44818:
+                return ENIP
+    if n >= 8 and _be16(b, p + 2) == 0:
+        ln = _be16(b, p + 4)
+        fc = np.int64(b[p + 7]) & 0x7F
+        if 2 <= ln <= 254 and 1 <= fc <= 127:
+            if sport == 502 or dport == 502 or 6 + ln == n:
+                return MBAP
+    if n >= 6 and b[p] == 0x68 and b[p + 1] >= 4 and 2 + np.int64(b[p + 1]) <= n:
+        ctl = np.int64(b[p + 2])
+        if (ctl & 1) == 0 or (ctl & 3) == 1 or (ctl & 3) == 3:
+            if sport == 2404 or dport == 2404 or 2 + np.int64(b[p + 1]) == n:
+                return IEC104
+    return NONE

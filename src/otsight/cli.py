@@ -1,0 +1,227 @@
+"""The ``otsight`` command: one sub-command per verb.
+
+Exit codes: 0 done (possibly with warnings), 2 unusable input or arguments, 1 internal error.
+Heavy modules are imported inside the verbs so that ``otsight --help`` answers at once.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+EXIT_OK, EXIT_INTERNAL, EXIT_INPUT = 0, 1, 2
+
+app = typer.Typer(
+    name="otsight",
+    help="Open-source OT/ICS network security: decode, learn, detect, explain, respond.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+
+def _err(message: str) -> None:
+    from rich.console import Console
+
+    Console(stderr=True, highlight=False).print(f"[bold red]error:[/] {message}", soft_wrap=True)
+
+
+def _warn(message: str) -> None:
+    from rich.console import Console
+
+    Console(stderr=True, highlight=False).print(f"[yellow]warning:[/] {message}", soft_wrap=True)
+
+
+def _json_default(value: Any) -> Any:
+    if hasattr(value, "isoformat"):
+        return value.isoformat()
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return bytes(value).hex()
+    if hasattr(value, "item"):
+        return value.item()
+    return str(value)
+
+
+def _print_json(obj: Any) -> None:
+    sys.stdout.write(json.dumps(obj, default=_json_default, indent=2) + "\n")
+
+
+def _guard(fn):
+    """Turn unexpected exceptions into a one-line message and exit code 1."""
+
+    def run(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except typer.Exit:
+            raise
+        except KeyboardInterrupt:
+            _err("interrupted")
+            raise typer.Exit(EXIT_INTERNAL) from None
+        except Exception as exc:  # noqa: BLE001 - the user gets a message, not a traceback
+            if os.environ.get("OTSIGHT_DEBUG"):
+                raise
+            _err(f"internal error: {type(exc).__name__}: {exc} (set OTSIGHT_DEBUG=1 for details)")
+            raise typer.Exit(EXIT_INTERNAL) from None
+
+    run.__name__ = fn.__name__
+    run.__doc__ = fn.__doc__
+    run.__wrapped__ = fn  # type: ignore[attr-defined]
+    return run
+
+
+def _version(value: bool) -> None:
+    if value:
+        from otsight import __version__
+
+        typer.echo(f"otsight {__version__}")
+        raise typer.Exit(EXIT_OK)
+
+
+@app.callback()
+def main_options(
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Show the version.")
+    ] = False,
+) -> None:
+    """otsight: watch industrial networks passively and explain what is dangerous."""
+
+
+def _progress_reporter(enabled: bool):
+    """A rich progress bar with packets/s on stderr, or nothing when not on a terminal."""
+    if not enabled:
+        return None, None
+    from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+    progress = Progress(
+        SpinnerColumn(),
+        TextColumn("[bold]{task.description}"),
+        TextColumn("{task.completed:,} packets"),
+        TextColumn("{task.fields[rate]}"),
+        TimeElapsedColumn(),
+        transient=True,
+        console=__import__("rich.console").console.Console(stderr=True),
+    )
+    task = progress.add_task("decoding", total=None, rate="")
+    state = {"base": 0, "last": 0}
+
+    def update(done_in_capture: int, _bytes: int) -> None:
+        if done_in_capture < state["last"]:
+            state["base"] += state["last"]
+        state["last"] = done_in_capture
+        total = state["base"] + done_in_capture
+        elapsed = progress.tasks[0].elapsed or 0
+        rate = f"{total / elapsed:,.0f} packets/s" if elapsed > 0 else ""
+        progress.update(task, completed=total, rate=rate)
+
+    return progress, update
+
+
+def _print_summary(summary: dict[str, Any]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
+    table = Table(title="otsight analyze", show_header=False, title_justify="left")
+    table.add_column("what", style="bold")
+    table.add_column("value")
+    table.add_row("captures", str(len(summary["captures"])))
+    table.add_row("packets", f"{summary['packets']:,}")
+    table.add_row("bytes", f"{summary['bytes']:,}")
+    table.add_row("flows", f"{summary['flows']:,}  " + ", ".join(
+        f"{k} {v:,}" for k, v in sorted(summary["transports"].items())))
+    if summary["pdus"]:
+        table.add_row("framed PDUs", ", ".join(f"{k} {v:,}" for k, v in sorted(summary["pdus"].items())))
+    if summary["l2_frames"]:
+        table.add_row("L2 industrial", ", ".join(f"{k} {v:,}" for k, v in sorted(summary["l2_frames"].items())))
+    if summary["arp"]:
+        table.add_row("ARP", f"{summary['arp']:,}")
+    if summary["lldp_systems"]:
+        table.add_row("LLDP systems", ", ".join(summary["lldp_systems"]))
+    if summary["weird"]:
+        table.add_row("weird", ", ".join(f"{k} {v:,}" for k, v in sorted(summary["weird"].items())))
+    rate = summary.get("packets_per_s")
+    table.add_row("time", f"{summary['elapsed_s']:.2f} s" + (f" ({rate:,} packets/s)" if rate else ""))
+    if "out" in summary:
+        table.add_row("written to", summary["out"])
+    console.print(table)
+
+
+@app.command()
+@_guard
+def analyze(
+    captures: Annotated[list[Path], typer.Argument(help="pcap / pcapng files, optionally gzip-compressed.")],
+    out: Annotated[Path | None, typer.Option("--out", "-o", help="Write event tables (Parquet) and state (SQLite) here.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
+    packets: Annotated[bool, typer.Option("--packets", help="Also write the per-packet L2–L4 table (large).")] = False,
+) -> None:
+    """Decode captures: L2–L4, flows, TCP reassembly, PDU framing; write event tables."""
+    missing = [str(p) for p in captures if not p.is_file()]
+    if missing:
+        _err("no such capture file: " + ", ".join(missing))
+        raise typer.Exit(EXIT_INPUT)
+    from otsight._jit import kernels_cached, mark_kernels_cached
+
+    first_run = not kernels_cached()
+    if first_run:
+        _warn("first run: compiling decode kernels (about a minute, once; later runs start at once)")
+    from otsight.analyze import DEFAULT_TABLES, analyze as run
+
+    tables = list(DEFAULT_TABLES) + (["packets"] if packets else [])
+    progress, update = _progress_reporter(sys.stderr.isatty() and not as_json)
+    if progress is not None:
+        with progress:
+            summary = run(captures, out, tables, update, command="analyze")
+    else:
+        summary = run(captures, out, tables, None, command="analyze")
+    if first_run:
+        mark_kernels_cached()
+    for w in summary["warnings"]:
+        _warn(w)
+    for e in summary["errors"]:
+        _err(e)
+    if as_json:
+        _print_json(summary)
+    else:
+        _print_summary(summary)
+    if any(c["status"] == "error" for c in summary["captures"]):
+        raise typer.Exit(EXIT_INPUT)
+
+
+@app.command()
+@_guard
+def query(
+    sql: Annotated[str, typer.Argument(help="SQL over the tables (DuckDB dialect).")],
+    db: Annotated[Path, typer.Option("--db", help="An output folder of `otsight analyze --out`.")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print a JSON array of row objects.")] = False,
+) -> None:
+    """Run SQL over an output folder: one view per event table, plus the state tables."""
+    from otsight.store.query import QueryError, run_query
+
+    try:
+        cols, rows = run_query(db, sql)
+    except QueryError as exc:
+        _err(str(exc))
+        raise typer.Exit(EXIT_INPUT) from None
+    if as_json:
+        _print_json([dict(zip(cols, r)) for r in rows])
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(*cols)
+    for r in rows:
+        table.add_row(*("" if v is None else str(v) for v in r))
+    Console().print(table)
+
+
+def main() -> None:
+    """Console-script entry point."""
+    try:
+        app()
+    except SystemExit:
+        raise
