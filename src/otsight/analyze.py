@@ -84,12 +84,12 @@ def _analyze_capture(path: Path, label: str, sink: _Sink, tables: set[str],
             proto = (res.flow_keys[:, 4] & np.uint64(0xFF)).astype(np.int64)
             _count_codes(tot.transports, proto, B.TRANSPORTS)
             sink.write("flows", B.flows_batch(res.flows, res.flow_keys, label))
-        if res.pdus.shape[1]:
-            _count_codes(tot.pdus, res.pdus[T.P_FRAMER], FRAMER_NAMES)
+        if res.pdus.shape[0]:
+            _count_codes(tot.pdus, res.pdus[:, T.P_FRAMER], FRAMER_NAMES)
             if "pdus" in tables:
                 sink.write("pdus", B.pdus_batch(res.pdus, label))
-        if res.gaps.shape[1]:
-            _count_codes(tot.weird, B.STREAM_WEIRD_BASE + res.gaps[T.G_KIND], B.WEIRD_NAMES)
+        if res.gaps.shape[0]:
+            _count_codes(tot.weird, B.STREAM_WEIRD_BASE + res.gaps[:, T.G_KIND], B.WEIRD_NAMES)
             sink.write("weird", B.stream_weird_batch(label, res.gaps))
 
     try:
@@ -98,11 +98,11 @@ def _analyze_capture(path: Path, label: str, sink: _Sink, tables: set[str],
             cols, addrs = L.decode_l2l4(chunk.buf, chunk.offset, chunk.caplen, chunk.linktype)
             res = flows.process(chunk, cols, addrs)
             consume(res)
-            status = cols[L.STATUS]
+            status = cols[:, L.STATUS]
             if status.any():
                 _count_codes(tot.weird, status[status != 0], B.WEIRD_NAMES)
                 sink.write("weird", B.packet_weird_batch(label, chunk, cols, addrs, res.pkt_flow))
-            et = cols[L.ETHERTYPE]
+            et = cols[:, L.ETHERTYPE]
             if (et == L.ETH_ARP).any():
                 arp, short = B.arp_batch(label, chunk, cols)
                 tot.arp += arp.num_rows
@@ -125,7 +125,7 @@ def _analyze_capture(path: Path, label: str, sink: _Sink, tables: set[str],
             if "packets" in tables:
                 sink.write("packets", B.packets_batch(label, chunk, cols, addrs, res.pkt_flow,
                                                       res.pkt_orig))
-            _count_codes(tot.ethertypes, et[cols[L.STATUS] != L.UNSUPPORTED_LINKTYPE],
+            _count_codes(tot.ethertypes, et[cols[:, L.STATUS] != L.UNSUPPORTED_LINKTYPE],
                          {0x0800: "ipv4", 0x86DD: "ipv6", 0x0806: "arp", 0x88CC: "lldp", 0: "llc"}
                          | ETHERTYPE_PROTOCOLS)
             lts, counts = np.unique(chunk.linktype, return_counts=True)

@@ -221,6 +221,9 @@ def query(
 
 def main() -> None:
     """Console-script entry point."""
+    # otsight does no linear algebra; OpenBLAS's idle worker threads would only spin on the
+    # core that the archive writer uses.
+    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
     try:
         app()
     except SystemExit:

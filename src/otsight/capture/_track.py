@@ -58,12 +58,12 @@ O_SEQ, O_LEN, O_SLOT, O_FRAME, O_TS, O_NEXT = 0, 1, 2, 3, 4, 5
 NO = 6
 
 # ---- outputs ----------------------------------------------------------------------------
-# P[field, pdu]
+# P[pdu, field]
 P_FRAME, P_FIRST_FRAME, P_TS, P_FLOW, P_REC, P_SIDE, P_ORIG = 0, 1, 2, 3, 4, 5, 6
 P_FRAMER, P_IN_ARENA, P_OFF, P_LEN, P_PKT = 7, 8, 9, 10, 11
 P_SRC_HI, P_SRC_LO, P_DST_HI, P_DST_LO, P_SPORT, P_DPORT = 12, 13, 14, 15, 16, 17
 NPC = 18
-# G[field, event]: gaps and stream anomalies
+# G[event, field]: gaps and stream anomalies
 G_FRAME, G_TS, G_FLOW, G_REC, G_SIDE, G_SEQ, G_LEN, G_KIND, G_PKT = 0, 1, 2, 3, 4, 5, 6, 7, 8
 G_SRC_HI, G_SRC_LO, G_DST_HI, G_DST_LO, G_SPORT, G_DPORT = 9, 10, 11, 12, 13, 14
 NGC = 15
@@ -91,7 +91,7 @@ for _p in (502, 20000, 44818, 2222, 102, 2404, 47808, 4840, 34962, 34963, 34964,
 _SERVICE_PORTS[:1024] = 1
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True, inline="always", _nrt=False)
 def _mix(x):
     x ^= x >> np.uint64(33)
     x *= np.uint64(0xFF51AFD7ED558CCD)
@@ -101,7 +101,7 @@ def _mix(x):
     return x
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True, inline="always", _nrt=False)
 def _hash(k0, k1, k2, k3, k4):
     h = _mix(k0 ^ np.uint64(0x9E3779B97F4A7C15))
     h = _mix(h ^ k1)
@@ -111,7 +111,7 @@ def _hash(k0, k1, k2, k3, k4):
     return h
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always", _nrt=False)
 def _find(S, K, k0, k1, k2, k3, k4):
     """Return (record or -1, slot where it is or where it would go)."""
     mask = np.uint64(S.shape[0] - 1)
@@ -131,11 +131,12 @@ def _find(S, K, k0, k1, k2, k3, k4):
         pos = (pos + np.uint64(1)) & mask
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def rehash(S_new, K, F):
     """Re-insert every live record into a fresh slot array."""
     mask = np.uint64(S_new.shape[0] - 1)
-    S_new[:] = -1
+    for k in range(S_new.shape[0]):
+        S_new[k] = -1
     for r in range(K.shape[0]):
         if F[r, F_ID] < 0:
             continue
@@ -146,8 +147,15 @@ def rehash(S_new, K, F):
         F[r, F_SLOT] = np.int64(pos)
 
 
+@njit(cache=True, inline="always", _nrt=False)
+def _copy(dst, d, src, s, n):
+    # An explicit loop: slice assignment may allocate a temporary, which needs the runtime.
+    for k in range(n):
+        dst[d + k] = src[s + k]
+
+
 # ---- byte pools ---------------------------------------------------------------------------
-@njit(cache=True, inline="always")
+@njit(cache=True, inline="always", _nrt=False)
 def _slot_alloc(M, SFREE, BFREE, nbytes):
     if nbytes <= SMALL:
         M[M_SFREE] -= 1
@@ -156,7 +164,7 @@ def _slot_alloc(M, SFREE, BFREE, nbytes):
     return BFREE[M[M_BFREE]] + BIGBIT
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True, inline="always", _nrt=False)
 def _slot_free(M, SFREE, BFREE, s):
     if s < BIGBIT:
         SFREE[M[M_SFREE]] = s
@@ -166,74 +174,74 @@ def _slot_free(M, SFREE, BFREE, s):
         M[M_BFREE] += 1
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True, inline="always", _nrt=False)
 def _slot_cap(s):
     return SMALL if s < BIGBIT else BIG
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True, inline="always", _nrt=False)
 def _slot_pool(SPOOL, BPOOL, s):
     return SPOOL if s < BIGBIT else BPOOL
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True, inline="always", _nrt=False)
 def _slot_base(s):
     return s * SMALL if s < BIGBIT else (s - BIGBIT) * BIG
 
 
 # ---- events -------------------------------------------------------------------------------
-@njit(cache=True)
+@njit(cache=True, inline="always", _nrt=False)
 def _gap(G, M, K, frame, ts, fid, rec, side, seq, length, kind, pkt):
     g = M[M_GN]
     _put_addresses(G, g, K, rec, side, G_SRC_HI)
-    G[G_FRAME, g] = frame
-    G[G_TS, g] = ts
-    G[G_FLOW, g] = fid
-    G[G_REC, g] = rec
-    G[G_SIDE, g] = side
-    G[G_SEQ, g] = seq
-    G[G_LEN, g] = length
-    G[G_KIND, g] = kind
-    G[G_PKT, g] = pkt
+    G[g, G_FRAME] = frame
+    G[g, G_TS] = ts
+    G[g, G_FLOW] = fid
+    G[g, G_REC] = rec
+    G[g, G_SIDE] = side
+    G[g, G_SEQ] = seq
+    G[g, G_LEN] = length
+    G[g, G_KIND] = kind
+    G[g, G_PKT] = pkt
     M[M_GN] = g + 1
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True, inline="always", _nrt=False)
 def _put_addresses(X, j, K, rec, side, first):
     """Write the sender's and receiver's address and port into rows first..first+5."""
     a = 0 if side == 0 else 2
     b = 2 - a
-    X[first, j] = np.int64(K[rec, a])
-    X[first + 1, j] = np.int64(K[rec, a + 1])
-    X[first + 2, j] = np.int64(K[rec, b])
-    X[first + 3, j] = np.int64(K[rec, b + 1])
+    X[j, first] = np.int64(K[rec, a])
+    X[j, first + 1] = np.int64(K[rec, a + 1])
+    X[j, first + 2] = np.int64(K[rec, b])
+    X[j, first + 3] = np.int64(K[rec, b + 1])
     pa = np.int64(K[rec, 4] >> np.uint64(24)) & 0xFFFF
     pb = np.int64(K[rec, 4] >> np.uint64(8)) & 0xFFFF
-    X[first + 4, j] = pa if side == 0 else pb
-    X[first + 5, j] = pb if side == 0 else pa
+    X[j, first + 4] = pa if side == 0 else pb
+    X[j, first + 5] = pb if side == 0 else pa
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always", _nrt=False)
 def _emit_pdu(P, M, F, K, rec, side, frame, first_frame, ts, in_arena, off, length, pkt):
     j = M[M_PN]
-    P[P_FRAME, j] = frame
-    P[P_FIRST_FRAME, j] = first_frame
-    P[P_TS, j] = ts
-    P[P_FLOW, j] = F[rec, F_ID]
-    P[P_REC, j] = rec
-    P[P_SIDE, j] = side
-    P[P_ORIG, j] = 1 if side == F[rec, F_CLIENT] else 0
-    P[P_FRAMER, j] = F[rec, F_FRAMER]
-    P[P_IN_ARENA, j] = in_arena
-    P[P_OFF, j] = off
-    P[P_LEN, j] = length
-    P[P_PKT, j] = pkt
+    P[j, P_FRAME] = frame
+    P[j, P_FIRST_FRAME] = first_frame
+    P[j, P_TS] = ts
+    P[j, P_FLOW] = F[rec, F_ID]
+    P[j, P_REC] = rec
+    P[j, P_SIDE] = side
+    P[j, P_ORIG] = 1 if side == F[rec, F_CLIENT] else 0
+    P[j, P_FRAMER] = F[rec, F_FRAMER]
+    P[j, P_IN_ARENA] = in_arena
+    P[j, P_OFF] = off
+    P[j, P_LEN] = length
+    P[j, P_PKT] = pkt
     _put_addresses(P, j, K, rec, side, P_SRC_HI)
     M[M_PN] = j + 1
     F[rec, F_PDUS] += 1
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always", _nrt=False)
 def _deliver(src, so, n, zero_copy, rec, side, frame, ts, pkt,
              F, K, M, SPOOL, BPOOL, SFREE, BFREE, P, A, G):
     """Feed ``n`` in-order stream bytes ``src[so:so+n]`` to the flow's framer."""
@@ -266,7 +274,7 @@ def _deliver(src, so, n, zero_copy, rec, side, frame, ts, pkt,
                     _emit_pdu(P, M, F, K, rec, side, frame, frame, ts, 0, so + i, t, pkt)
                 else:
                     a = M[M_AN]
-                    A[a:a + t] = src[so + i:so + i + t]
+                    _copy(A, a, src, so + i, t)
                     M[M_AN] = a + t
                     _emit_pdu(P, M, F, K, rec, side, frame, frame, ts, 1, a, t, pkt)
                 F[rec, F_FRAMED0 + side] += t
@@ -279,7 +287,7 @@ def _deliver(src, so, n, zero_copy, rec, side, frame, ts, pkt,
             F[rec, F_NEED0 + side] = need
             pool = _slot_pool(SPOOL, BPOOL, s)
             base = _slot_base(s)
-            pool[base:base + avail] = src[so + i:so + i + avail]
+            _copy(pool, base, src, so + i, avail)
             F[rec, F_CLEN0 + side] = avail
             F[rec, F_CFRAME0 + side] = frame
             return
@@ -293,7 +301,7 @@ def _deliver(src, so, n, zero_copy, rec, side, frame, ts, pkt,
                 take = n - i
             pool = _slot_pool(SPOOL, BPOOL, s)
             base = _slot_base(s)
-            pool[base + clen:base + clen + take] = src[so + i:so + i + take]
+            _copy(pool, base + clen, src, so + i, take)
             clen += take
             i += take
             F[rec, F_CLEN0 + side] = clen
@@ -315,7 +323,7 @@ def _deliver(src, so, n, zero_copy, rec, side, frame, ts, pkt,
                 s2 = _slot_alloc(M, SFREE, BFREE, need)
                 p2 = _slot_pool(SPOOL, BPOOL, s2)
                 b2 = _slot_base(s2)
-                p2[b2:b2 + clen] = pool[base:base + clen]
+                _copy(p2, b2, pool, base, clen)
                 _slot_free(M, SFREE, BFREE, s)
                 s = s2
                 F[rec, F_CARRY0 + side] = s
@@ -326,13 +334,13 @@ def _deliver(src, so, n, zero_copy, rec, side, frame, ts, pkt,
             take = n - i
         pool = _slot_pool(SPOOL, BPOOL, s)
         base = _slot_base(s)
-        pool[base + clen:base + clen + take] = src[so + i:so + i + take]
+        _copy(pool, base + clen, src, so + i, take)
         clen += take
         i += take
         F[rec, F_CLEN0 + side] = clen
         if clen == need:
             a = M[M_AN]
-            A[a:a + need] = pool[base:base + need]
+            _copy(A, a, pool, base, need)
             M[M_AN] = a + need
             _emit_pdu(P, M, F, K, rec, side, frame, F[rec, F_CFRAME0 + side], ts, 1, a, need, pkt)
             F[rec, F_FRAMED0 + side] += need
@@ -344,7 +352,7 @@ def _deliver(src, so, n, zero_copy, rec, side, frame, ts, pkt,
 
 
 # ---- stream breaks and out-of-order segments ---------------------------------------------
-@njit(cache=True)
+@njit(cache=True, inline="always", _nrt=False)
 def _break_stream(rec, side, frame, ts, pkt, F, K, M, SFREE, BFREE, G):
     """Bytes are missing: drop a half-assembled PDU and resynchronise on the next header."""
     s = F[rec, F_CARRY0 + side]
@@ -359,14 +367,14 @@ def _break_stream(rec, side, frame, ts, pkt, F, K, M, SFREE, BFREE, G):
         F[rec, F_DESYNC0 + side] = 1
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def _ooo_insert(rec, side, seq, src, so, n, frame, ts, F, M, SPOOL, BPOOL, SFREE, BFREE, O, OFREE):
     M[M_OFREE] -= 1
     e = OFREE[M[M_OFREE]]
     s = _slot_alloc(M, SFREE, BFREE, n)
     pool = _slot_pool(SPOOL, BPOOL, s)
     base = _slot_base(s)
-    pool[base:base + n] = src[so:so + n]
+    _copy(pool, base, src, so, n)
     O[e, O_SEQ] = seq
     O[e, O_LEN] = n
     O[e, O_SLOT] = s
@@ -386,7 +394,7 @@ def _ooo_insert(rec, side, seq, src, so, n, frame, ts, F, M, SPOOL, BPOOL, SFREE
     F[rec, F_OOOB0 + side] += n
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def _ooo_drain(rec, side, force_gaps, frame, ts, pkt, F, K, M, SPOOL, BPOOL, SFREE, BFREE,
                O, OFREE, P, A, G):
     """Deliver buffered segments that are now in order.
@@ -431,7 +439,7 @@ def _ooo_drain(rec, side, force_gaps, frame, ts, pkt, F, K, M, SPOOL, BPOOL, SFR
         M[M_OFREE] += 1
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always", _nrt=False)
 def _segment(rec, side, seq32, seglen, buf, po, paylen, frame, ts, pkt,
              F, K, M, SPOOL, BPOOL, SFREE, BFREE, O, OFREE, P, A, G):
     nxt = F[rec, F_NEXT0 + side]
@@ -480,7 +488,7 @@ def _segment(rec, side, seq32, seglen, buf, po, paylen, frame, ts, pkt,
 
 
 # ---- flow lifecycle ------------------------------------------------------------------------
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def _retire(rec, F, K, S, M, FREE, SPOOL, BPOOL, SFREE, BFREE, O, OFREE, P, A, G, EF, EK):
     """End a flow: flush buffered data (holes become gaps), emit its record, free it."""
     for side in range(2):
@@ -494,8 +502,10 @@ def _retire(rec, F, K, S, M, FREE, SPOOL, BPOOL, SFREE, BFREE, O, OFREE, P, A, G
             F[rec, F_CARRY0 + side] = -1
             F[rec, F_CLEN0 + side] = 0
     en = M[M_EN]
-    EF[en, :] = F[rec, :]
-    EK[en, :] = K[rec, :]
+    for c in range(NF):
+        EF[en, c] = F[rec, c]
+    for c in range(5):
+        EK[en, c] = K[rec, c]
     M[M_EN] = en + 1
     S[F[rec, F_SLOT]] = -2
     M[M_TOMB] += 1
@@ -505,16 +515,17 @@ def _retire(rec, F, K, S, M, FREE, SPOOL, BPOOL, SFREE, BFREE, O, OFREE, P, A, G
     M[M_FREE] += 1
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True, inline="always", _nrt=False)
 def _is_service(port):
     return _SERVICE_PORTS[port] != 0
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def _create(slot, k0, k1, k2, k3, k4, side, proto, flags, sport, dport, F, K, S, M, FREE):
     M[M_FREE] -= 1
     rec = FREE[M[M_FREE]]
-    F[rec, :] = 0
+    for c in range(NF):
+        F[rec, c] = 0
     K[rec, 0] = k0
     K[rec, 1] = k1
     K[rec, 2] = k2
@@ -557,7 +568,7 @@ def _create(slot, k0, k1, k2, k3, k4, side, proto, flags, sport, dport, F, K, S,
     return rec
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False, nogil=True)
 def track(start, frame0, ts, wire, cols, addrs, buf,
           F, K, S, M, FREE, SPOOL, SFREE, BPOOL, BFREE, O, OFREE,
           P, A, G, EF, EK, pkt_flow, pkt_side, pkt_orig):
@@ -574,25 +585,25 @@ def track(start, frame0, ts, wire, cols, addrs, buf,
             return i, NEED_BIG
         if M[M_OFREE] < 2:
             return i, NEED_OOO
-        if (M[M_PN] + WORST_PDUS > P.shape[1] or M[M_AN] + WORST_ARENA > A.shape[0]
-                or M[M_GN] + 2 * OOO_MAX + 16 > G.shape[1] or M[M_EN] + 2 > EF.shape[0]):
+        if (M[M_PN] + WORST_PDUS > P.shape[0] or M[M_AN] + WORST_ARENA > A.shape[0]
+                or M[M_GN] + 2 * OOO_MAX + 16 > G.shape[0] or M[M_EN] + 2 > EF.shape[0]):
             return i, NEED_OUT
         pkt_flow[i] = -1
         pkt_side[i] = 0
         pkt_orig[i] = 0
-        st = cols[L.STATUS, i]
-        if cols[L.IPVER, i] == 0 or (st != 0 and st != L.SNAPLEN_CUT and st != L.BAD_UDP_LENGTH):
+        st = cols[i, L.STATUS]
+        if cols[i, L.IPVER] == 0 or (st != 0 and st != L.SNAPLEN_CUT and st != L.BAD_UDP_LENGTH):
             continue
-        proto = cols[L.PROTO, i]
-        sp = cols[L.SPORT, i]
-        dp = cols[L.DPORT, i]
+        proto = cols[i, L.PROTO]
+        sp = cols[i, L.SPORT]
+        dp = cols[i, L.DPORT]
         if proto == 1 or proto == 58:
             sp = 0
             dp = 0
-        s_hi = addrs[L.SRC_HI, i]
-        s_lo = addrs[L.SRC_LO, i]
-        d_hi = addrs[L.DST_HI, i]
-        d_lo = addrs[L.DST_LO, i]
+        s_hi = addrs[i, L.SRC_HI]
+        s_lo = addrs[i, L.SRC_LO]
+        d_hi = addrs[i, L.DST_HI]
+        d_lo = addrs[i, L.DST_LO]
         if s_hi < d_hi or (s_hi == d_hi and (s_lo < d_lo or (s_lo == d_lo and sp <= dp))):
             side = 0
             k0, k1, k2, k3 = s_hi, s_lo, d_hi, d_lo
@@ -601,8 +612,8 @@ def track(start, frame0, ts, wire, cols, addrs, buf,
             side = 1
             k0, k1, k2, k3 = d_hi, d_lo, s_hi, s_lo
             k4 = (np.uint64(dp) << np.uint64(24)) | (np.uint64(sp) << np.uint64(8)) | np.uint64(proto)
-        flags = cols[L.TCP_FLAGS, i]
-        seq32 = cols[L.SEQ, i]
+        flags = cols[i, L.TCP_FLAGS]
+        seq32 = cols[i, L.SEQ]
         frame = frame0 + i
         t = ts[i]
         rec, slot = _find(S, K, k0, k1, k2, k3, k4)
@@ -615,15 +626,15 @@ def track(start, frame0, ts, wire, cols, addrs, buf,
             rec = _create(slot, k0, k1, k2, k3, k4, side, proto, flags, sp, dp, F, K, S, M, FREE)
             F[rec, F_FIRST_TS] = t
             F[rec, F_FIRST_FRAME] = frame
-            F[rec, F_VLAN] = cols[L.VLAN1, i]
+            F[rec, F_VLAN] = cols[i, L.VLAN1]
         F[rec, F_LAST_TS] = t
         F[rec, F_LAST_FRAME] = frame
         F[rec, F_PKTS0 + side] += 1
         F[rec, F_BYTES0 + side] += wire[i]
-        F[rec, F_ETH0 + side] = cols[L.ETH_SRC, i]
-        seglen = cols[L.SEG_LEN, i]
+        F[rec, F_ETH0 + side] = cols[i, L.ETH_SRC]
+        seglen = cols[i, L.SEG_LEN]
         F[rec, F_PAY0 + side] += seglen
-        if proto == 6 and cols[L.FRAG, i] & L.FRAG_NOT_FIRST == 0:
+        if proto == 6 and cols[i, L.FRAG] & L.FRAG_NOT_FIRST == 0:
             F[rec, F_FLAGS0 + side] |= flags
             dseq = seq32
             if flags & 0x02:
@@ -636,8 +647,8 @@ def track(start, frame0, ts, wire, cols, addrs, buf,
             if flags & 0x01:
                 F[rec, F_CLOSED] |= CL_FIN0 if side == 0 else CL_FIN1
             if seglen > 0:
-                po = cols[L.PAY_OFF, i]
-                paylen = cols[L.PAY_LEN, i]
+                po = cols[i, L.PAY_OFF]
+                paylen = cols[i, L.PAY_LEN]
                 if F[rec, F_FRAMER] < 0 and paylen > 0:
                     F[rec, F_FRAMER] = FR.detect(buf, po, paylen, sp, dp)
                 _segment(rec, side, dseq, seglen, buf, po, paylen, frame, t, i,
@@ -648,7 +659,7 @@ def track(start, frame0, ts, wire, cols, addrs, buf,
     return n, DONE
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False, nogil=True)
 def expire(start, now, idle_timeout, closed_timeout, everything,
            F, K, S, M, FREE, SPOOL, SFREE, BPOOL, BFREE, O, OFREE, P, A, G, EF, EK):
     """Retire idle flows (all of them when ``everything``). Returns (next record, status)."""
@@ -657,8 +668,8 @@ def expire(start, now, idle_timeout, closed_timeout, everything,
             continue
         idle = now - F[r, F_LAST_TS]
         if everything or idle > idle_timeout or (F[r, F_CLOSED] != 0 and idle > closed_timeout):
-            if (M[M_PN] + WORST_PDUS > P.shape[1] or M[M_AN] + WORST_ARENA > A.shape[0]
-                    or M[M_GN] + 2 * OOO_MAX + 16 > G.shape[1] or M[M_EN] + 2 > EF.shape[0]):
+            if (M[M_PN] + WORST_PDUS > P.shape[0] or M[M_AN] + WORST_ARENA > A.shape[0]
+                    or M[M_GN] + 2 * OOO_MAX + 16 > G.shape[0] or M[M_EN] + 2 > EF.shape[0]):
                 return r, NEED_OUT
             _retire(r, F, K, S, M, FREE, SPOOL, BPOOL, SFREE, BFREE, O, OFREE, P, A, G, EF, EK)
     return F.shape[0], DONE

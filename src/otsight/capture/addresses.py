@@ -35,19 +35,15 @@ def format_ip(hi: int, lo: int) -> str | None:
 
 
 def ip_array(hi: np.ndarray, lo: np.ndarray) -> pa.DictionaryArray:
+    from otsight.capture._dictenc import dict_encode_pairs
+
     hi = np.ascontiguousarray(hi, dtype=np.uint64)
     lo = np.ascontiguousarray(lo, dtype=np.uint64)
     if hi.shape[0] == 0:
         return _dictionary(np.empty(0, np.int32), [])
-    if not hi.any():
-        uniq, inverse = np.unique(lo, return_inverse=True)
-        strings = [format_ip(0, int(v)) for v in uniq]
-    else:
-        pair = np.empty(hi.shape[0], dtype=[("h", np.uint64), ("l", np.uint64)])
-        pair["h"], pair["l"] = hi, lo
-        uniq, inverse = np.unique(pair, return_inverse=True)
-        strings = [format_ip(int(u["h"]), int(u["l"])) for u in uniq]
-    return _dictionary(inverse.reshape(-1), strings)
+    codes, uh, ul = dict_encode_pairs(hi, lo)
+    strings = [format_ip(int(h), int(v)) for h, v in zip(uh, ul)]
+    return _dictionary(codes, strings)
 
 
 def format_mac(value: int) -> str:

@@ -108,28 +108,28 @@ def flows_batch(F: np.ndarray, K: np.ndarray, capture: str) -> pa.RecordBatch:
 
 
 def pdus_batch(P: np.ndarray, capture: str) -> pa.RecordBatch:
-    n = P.shape[1]
+    n = P.shape[0]
     cols = {
         "capture": constant_string(capture, n),
-        "frame": pa.array(P[T.P_FRAME]),
-        "ts": _ts(P[T.P_TS]),
-        "first_frame": pa.array(P[T.P_FIRST_FRAME]),
-        "flow_id": pa.array(P[T.P_FLOW]),
-        "src_ip": ip_array(P[T.P_SRC_HI].view(np.uint64), P[T.P_SRC_LO].view(np.uint64)),
-        "dst_ip": ip_array(P[T.P_DST_HI].view(np.uint64), P[T.P_DST_LO].view(np.uint64)),
-        "src_port": pa.array(P[T.P_SPORT].astype(np.int32)),
-        "dst_port": pa.array(P[T.P_DPORT].astype(np.int32)),
-        "is_orig": pa.array(P[T.P_ORIG] != 0),
-        "protocol": names_array(P[T.P_FRAMER], framing.FRAMER_NAMES),
-        "length": pa.array(P[T.P_LEN].astype(np.int32)),
+        "frame": pa.array(P[:, T.P_FRAME]),
+        "ts": _ts(P[:, T.P_TS]),
+        "first_frame": pa.array(P[:, T.P_FIRST_FRAME]),
+        "flow_id": pa.array(P[:, T.P_FLOW]),
+        "src_ip": ip_array(P[:, T.P_SRC_HI].view(np.uint64), P[:, T.P_SRC_LO].view(np.uint64)),
+        "dst_ip": ip_array(P[:, T.P_DST_HI].view(np.uint64), P[:, T.P_DST_LO].view(np.uint64)),
+        "src_port": pa.array(P[:, T.P_SPORT].astype(np.int32)),
+        "dst_port": pa.array(P[:, T.P_DPORT].astype(np.int32)),
+        "is_orig": pa.array(P[:, T.P_ORIG] != 0),
+        "protocol": names_array(P[:, T.P_FRAMER], framing.FRAMER_NAMES),
+        "length": pa.array(P[:, T.P_LEN].astype(np.int32)),
     }
     return pa.RecordBatch.from_pydict(cols, schema=E.PDUS)
 
 
 def _ports(cols: np.ndarray, idx: np.ndarray, which: int) -> pa.Array:
-    proto = cols[L.PROTO, idx]
+    proto = cols[idx, L.PROTO]
     has = (proto == 6) | (proto == 17) | (proto == 132) | (proto == 136)
-    return pa.array(cols[which, idx].astype(np.int32), mask=~has)
+    return pa.array(cols[idx, which].astype(np.int32), mask=~has)
 
 
 WEIRD_NAMES = dict(L.WEIRD_REASONS)
@@ -139,8 +139,8 @@ WEIRD_NAMES.update({STREAM_WEIRD_BASE + k: v for k, v in T.GAP_KINDS.items()})
 
 def packet_weird_batch(capture: str, chunk, cols, addrs, pkt_flow) -> pa.RecordBatch:
     """Packets the L2–L4 kernel could not decode in full, one row each with the reason."""
-    bad = np.flatnonzero(cols[L.STATUS] != 0)
-    codes = cols[L.STATUS, bad]
+    bad = np.flatnonzero(cols[:, L.STATUS] != 0)
+    codes = cols[bad, L.STATUS]
     unsupported = codes == L.UNSUPPORTED_LINKTYPE
     details = [None] * bad.shape[0]
     for j in np.flatnonzero(unsupported):
@@ -150,8 +150,8 @@ def packet_weird_batch(capture: str, chunk, cols, addrs, pkt_flow) -> pa.RecordB
         "capture": constant_string(capture, bad.shape[0]),
         "frame": pa.array(chunk.first_frame + bad),
         "ts": _ts(chunk.ts[bad]),
-        "src_ip": ip_array(addrs[L.SRC_HI, bad], addrs[L.SRC_LO, bad]),
-        "dst_ip": ip_array(addrs[L.DST_HI, bad], addrs[L.DST_LO, bad]),
+        "src_ip": ip_array(addrs[bad, L.SRC_HI], addrs[bad, L.SRC_LO]),
+        "dst_ip": ip_array(addrs[bad, L.DST_HI], addrs[bad, L.DST_LO]),
         "src_port": _ports(cols, bad, L.SPORT),
         "dst_port": _ports(cols, bad, L.DPORT),
         "flow_id": pa.array(flow, mask=flow < 0),
@@ -164,19 +164,19 @@ def packet_weird_batch(capture: str, chunk, cols, addrs, pkt_flow) -> pa.RecordB
 
 def stream_weird_batch(capture: str, G: np.ndarray) -> pa.RecordBatch:
     """TCP stream anomalies: gaps, PDUs cut by a gap, bad PDU headers, bytes not captured."""
-    n = G.shape[1]
+    n = G.shape[0]
     batch = {
         "capture": constant_string(capture, n),
-        "frame": pa.array(G[T.G_FRAME]),
-        "ts": _ts(G[T.G_TS]),
-        "src_ip": ip_array(G[T.G_SRC_HI].view(np.uint64), G[T.G_SRC_LO].view(np.uint64)),
-        "dst_ip": ip_array(G[T.G_DST_HI].view(np.uint64), G[T.G_DST_LO].view(np.uint64)),
-        "src_port": pa.array(G[T.G_SPORT].astype(np.int32)),
-        "dst_port": pa.array(G[T.G_DPORT].astype(np.int32)),
-        "flow_id": pa.array(G[T.G_FLOW]),
-        "name": names_array(STREAM_WEIRD_BASE + G[T.G_KIND], WEIRD_NAMES),
+        "frame": pa.array(G[:, T.G_FRAME]),
+        "ts": _ts(G[:, T.G_TS]),
+        "src_ip": ip_array(G[:, T.G_SRC_HI].view(np.uint64), G[:, T.G_SRC_LO].view(np.uint64)),
+        "dst_ip": ip_array(G[:, T.G_DST_HI].view(np.uint64), G[:, T.G_DST_LO].view(np.uint64)),
+        "src_port": pa.array(G[:, T.G_SPORT].astype(np.int32)),
+        "dst_port": pa.array(G[:, T.G_DPORT].astype(np.int32)),
+        "flow_id": pa.array(G[:, T.G_FLOW]),
+        "name": names_array(STREAM_WEIRD_BASE + G[:, T.G_KIND], WEIRD_NAMES),
         "detail": pa.array([f"seq {int(s)}, {int(ln)} bytes"
-                            for s, ln in zip(G[T.G_SEQ], G[T.G_LEN])], type=pa.string()),
+                            for s, ln in zip(G[:, T.G_SEQ], G[:, T.G_LEN])], type=pa.string()),
         "layer": constant_string("tcp_stream", n),
     }
     return pa.RecordBatch.from_pydict(batch, schema=E.WEIRD)
@@ -192,9 +192,9 @@ def _gather(buf: np.ndarray, starts: np.ndarray, width: int) -> np.ndarray:
 
 def arp_batch(capture: str, chunk, cols: np.ndarray) -> tuple[pa.RecordBatch, np.ndarray]:
     """ARP over Ethernet/IPv4. Returns the batch and the indices of ARP frames too short."""
-    is_arp = cols[L.ETHERTYPE] == L.ETH_ARP
+    is_arp = cols[:, L.ETHERTYPE] == L.ETH_ARP
     idx = np.flatnonzero(is_arp)
-    l3 = cols[L.L3_OFF, idx]
+    l3 = cols[idx, L.L3_OFF]
     end = chunk.offset[idx] + chunk.caplen[idx]
     ok = (l3 + 28 <= end)
     if ok.any():
@@ -208,9 +208,9 @@ def arp_batch(capture: str, chunk, cols: np.ndarray) -> tuple[pa.RecordBatch, np
         "capture": constant_string(capture, n),
         "frame": pa.array(chunk.first_frame + idx),
         "ts": _ts(chunk.ts[idx]),
-        "src_mac": mac_array(cols[L.ETH_SRC, idx]),
-        "dst_mac": mac_array(cols[L.ETH_DST, idx]),
-        "vlan": pa.array(cols[L.VLAN1, idx].astype(np.int32), mask=cols[L.VLAN1, idx] < 0),
+        "src_mac": mac_array(cols[idx, L.ETH_SRC]),
+        "dst_mac": mac_array(cols[idx, L.ETH_DST]),
+        "vlan": pa.array(cols[idx, L.VLAN1].astype(np.int32), mask=cols[idx, L.VLAN1] < 0),
         "op": pa.array(_gather(chunk.buf, l3 + 6, 2).astype(np.int16)),
         "op_name": names_array(_gather(chunk.buf, l3 + 6, 2).astype(np.int64), _ARP_OPS),
         "sender_mac": mac_array(_gather(chunk.buf, l3 + 8, 6).astype(np.int64)),
@@ -223,11 +223,11 @@ def arp_batch(capture: str, chunk, cols: np.ndarray) -> tuple[pa.RecordBatch, np
 
 def lldp_batch(capture: str, chunk, cols: np.ndarray) -> tuple[pa.RecordBatch, list[tuple[int, str]]]:
     """LLDP frames decoded in Python (rare). Returns the batch and (index, reason) problems."""
-    idx = np.flatnonzero(cols[L.ETHERTYPE] == L.ETH_LLDP)
+    idx = np.flatnonzero(cols[:, L.ETHERTYPE] == L.ETH_LLDP)
     rows: dict[str, list] = {f.name: [] for f in E.LLDP}
     problems: list[tuple[int, str]] = []
     for i in idx:
-        start = int(cols[L.L3_OFF, i])
+        start = int(cols[i, L.L3_OFF])
         end = int(chunk.offset[i] + chunk.caplen[i])
         info, problem = parse_lldp(bytes(chunk.buf[start:end]))
         if problem:
@@ -235,8 +235,8 @@ def lldp_batch(capture: str, chunk, cols: np.ndarray) -> tuple[pa.RecordBatch, l
         rows["capture"].append(capture)
         rows["frame"].append(int(chunk.first_frame + i))
         rows["ts"].append(int(chunk.ts[i]))
-        rows["src_mac"].append(int(cols[L.ETH_SRC, i]))
-        v = int(cols[L.VLAN1, i])
+        rows["src_mac"].append(int(cols[i, L.ETH_SRC]))
+        v = int(cols[i, L.VLAN1])
         rows["vlan"].append(v if v >= 0 else None)
         for key in ("chassis_id", "chassis_id_subtype", "port_id", "port_id_subtype", "ttl",
                     "port_description", "system_name", "system_description",
@@ -251,7 +251,7 @@ def lldp_batch(capture: str, chunk, cols: np.ndarray) -> tuple[pa.RecordBatch, l
 
 
 def l2_frames_batch(capture: str, chunk, cols: np.ndarray) -> pa.RecordBatch:
-    et = cols[L.ETHERTYPE]
+    et = cols[:, L.ETHERTYPE]
     known = np.array(sorted(ETHERTYPE_PROTOCOLS), dtype=np.int64)
     idx = np.flatnonzero(np.isin(et, known))
     n = idx.shape[0]
@@ -259,9 +259,9 @@ def l2_frames_batch(capture: str, chunk, cols: np.ndarray) -> pa.RecordBatch:
         "capture": constant_string(capture, n),
         "frame": pa.array(chunk.first_frame + idx),
         "ts": _ts(chunk.ts[idx]),
-        "src_mac": mac_array(cols[L.ETH_SRC, idx]),
-        "dst_mac": mac_array(cols[L.ETH_DST, idx]),
-        "vlan": pa.array(cols[L.VLAN1, idx].astype(np.int32), mask=cols[L.VLAN1, idx] < 0),
+        "src_mac": mac_array(cols[idx, L.ETH_SRC]),
+        "dst_mac": mac_array(cols[idx, L.ETH_DST]),
+        "vlan": pa.array(cols[idx, L.VLAN1].astype(np.int32), mask=cols[idx, L.VLAN1] < 0),
         "ethertype": pa.array(et[idx].astype(np.int32)),
         "protocol": names_array(et[idx], ETHERTYPE_PROTOCOLS),
         "length": pa.array(chunk.wirelen[idx].astype(np.int32)),
@@ -279,24 +279,24 @@ def packets_batch(capture: str, chunk, cols, addrs, pkt_flow, pkt_orig) -> pa.Re
         "length": pa.array(chunk.wirelen.astype(np.int32)),
         "caplen": pa.array(chunk.caplen.astype(np.int32)),
         "linktype": pa.array(chunk.linktype.astype(np.int32)),
-        "src_mac": mac_array(cols[L.ETH_SRC]),
-        "dst_mac": mac_array(cols[L.ETH_DST]),
-        "vlan": pa.array(cols[L.VLAN1].astype(np.int32), mask=cols[L.VLAN1] < 0),
-        "vlan_inner": pa.array(cols[L.VLAN2].astype(np.int32), mask=cols[L.VLAN2] < 0),
-        "ethertype": pa.array(cols[L.ETHERTYPE].astype(np.int32)),
-        "ip_version": pa.array(cols[L.IPVER].astype(np.int8)),
-        "ip_proto": pa.array(cols[L.PROTO].astype(np.int16), mask=cols[L.IPVER] == 0),
-        "ttl": pa.array(cols[L.TTL].astype(np.int16), mask=cols[L.IPVER] == 0),
-        "fragment": pa.array((cols[L.FRAG] & L.FRAG_ANY) != 0),
-        "src_ip": ip_array(addrs[L.SRC_HI], addrs[L.SRC_LO]),
-        "dst_ip": ip_array(addrs[L.DST_HI], addrs[L.DST_LO]),
+        "src_mac": mac_array(cols[:, L.ETH_SRC]),
+        "dst_mac": mac_array(cols[:, L.ETH_DST]),
+        "vlan": pa.array(cols[:, L.VLAN1].astype(np.int32), mask=cols[:, L.VLAN1] < 0),
+        "vlan_inner": pa.array(cols[:, L.VLAN2].astype(np.int32), mask=cols[:, L.VLAN2] < 0),
+        "ethertype": pa.array(cols[:, L.ETHERTYPE].astype(np.int32)),
+        "ip_version": pa.array(cols[:, L.IPVER].astype(np.int8)),
+        "ip_proto": pa.array(cols[:, L.PROTO].astype(np.int16), mask=cols[:, L.IPVER] == 0),
+        "ttl": pa.array(cols[:, L.TTL].astype(np.int16), mask=cols[:, L.IPVER] == 0),
+        "fragment": pa.array((cols[:, L.FRAG] & L.FRAG_ANY) != 0),
+        "src_ip": ip_array(addrs[:, L.SRC_HI], addrs[:, L.SRC_LO]),
+        "dst_ip": ip_array(addrs[:, L.DST_HI], addrs[:, L.DST_LO]),
         "src_port": _ports(cols, allidx, L.SPORT),
         "dst_port": _ports(cols, allidx, L.DPORT),
-        "tcp_flags": pa.array(cols[L.TCP_FLAGS].astype(np.int32), mask=cols[L.PROTO] != 6),
-        "seq": pa.array(cols[L.SEQ], mask=cols[L.PROTO] != 6),
-        "ack": pa.array(cols[L.ACK], mask=cols[L.PROTO] != 6),
-        "window": pa.array(cols[L.WIN].astype(np.int32), mask=cols[L.PROTO] != 6),
-        "payload_len": pa.array(cols[L.SEG_LEN].astype(np.int32)),
+        "tcp_flags": pa.array(cols[:, L.TCP_FLAGS].astype(np.int32), mask=cols[:, L.PROTO] != 6),
+        "seq": pa.array(cols[:, L.SEQ], mask=cols[:, L.PROTO] != 6),
+        "ack": pa.array(cols[:, L.ACK], mask=cols[:, L.PROTO] != 6),
+        "window": pa.array(cols[:, L.WIN].astype(np.int32), mask=cols[:, L.PROTO] != 6),
+        "payload_len": pa.array(cols[:, L.SEG_LEN].astype(np.int32)),
         "flow_id": pa.array(pkt_flow, mask=pkt_flow < 0),
         "is_orig": pa.array(pkt_orig != 0),
     }

@@ -21,9 +21,9 @@ NS_PER_S = 1_000_000_000
 class TrackResult:
     """What one chunk produced."""
 
-    pdus: np.ndarray  # int64 [T.NPC, n]
+    pdus: np.ndarray  # int64 [n, T.NPC]
     arena: np.ndarray  # uint8: bytes of PDUs assembled from several segments
-    gaps: np.ndarray  # int64 [T.NGC, n]
+    gaps: np.ndarray  # int64 [n, T.NGC]
     flows: np.ndarray  # int64 [n, T.NF]: records of flows that ended
     flow_keys: np.ndarray  # uint64 [n, 5]
     pkt_flow: np.ndarray  # int64 per packet: flow id or -1
@@ -33,8 +33,8 @@ class TrackResult:
     def pdu_bytes(self, j: int, buf: np.ndarray) -> bytes:
         """Bytes of PDU ``j`` (tests and rare rich decoding)."""
         p = self.pdus
-        off, n = int(p[T.P_OFF, j]), int(p[T.P_LEN, j])
-        src = self.arena if p[T.P_IN_ARENA, j] else buf
+        off, n = int(p[j, T.P_OFF]), int(p[j, T.P_LEN])
+        src = self.arena if p[j, T.P_IN_ARENA] else buf
         return bytes(src[off : off + n])
 
 
@@ -70,6 +70,14 @@ class FlowTable:
         self.OFREE = _stack(256)
         self.M[T.M_OFREE] = 256
         self.max_live = 0
+        self._out: _Outputs | None = None
+
+    def _outputs(self, n_packets: int, payload_bytes: int) -> _Outputs:
+        """Output arrays reused from chunk to chunk: fresh ones would be page-faulted in
+        (and zeroed by the kernel) every time. Results are views valid until the next call."""
+        if self._out is None or not self._out.fits(n_packets, payload_bytes):
+            self._out = _Outputs(n_packets, payload_bytes)
+        return self._out
 
     # -- growth --------------------------------------------------------------------------
     @staticmethod
@@ -150,7 +158,7 @@ class FlowTable:
     def process(self, chunk, cols: np.ndarray, addrs: np.ndarray) -> TrackResult:
         """Track one chunk's packets (``cols``/``addrs`` from the L2–L4 kernel)."""
         n = chunk.count
-        out = _Outputs(n, int(cols[L.PAY_LEN].sum()) if n else 0)
+        out = self._outputs(n, int(cols[:, L.PAY_LEN].sum()) if n else 0)
         self.M[T.M_PN : T.M_EN + 1] = 0
         pkt_flow = np.empty(n, dtype=np.int64)
         pkt_side = np.empty(n, dtype=np.int8)
@@ -194,28 +202,32 @@ class _Outputs:
     """Per-chunk output arrays, sized for the kernel's worst case and grown on demand."""
 
     def __init__(self, n_packets: int, payload_bytes: int) -> None:
-        self.P = np.empty((T.NPC, 2 * n_packets + T.WORST_PDUS + 64), dtype=np.int64)
+        self.P = np.empty((2 * n_packets + T.WORST_PDUS + 64, T.NPC), dtype=np.int64)
         self.A = np.empty(min(payload_bytes, 64 << 20) + 2 * T.WORST_ARENA, dtype=np.uint8)
-        self.G = np.empty((T.NGC, 4 * T.OOO_MAX + 64), dtype=np.int64)
+        self.G = np.empty((4 * T.OOO_MAX + 64, T.NGC), dtype=np.int64)
         self.EF = np.empty((64, T.NF), dtype=np.int64)
         self.EK = np.empty((64, 5), dtype=np.uint64)
+
+    def fits(self, n_packets: int, payload_bytes: int) -> bool:
+        return (self.P.shape[0] >= 2 * n_packets + T.WORST_PDUS + 64
+                and self.A.shape[0] >= min(payload_bytes, 64 << 20) + 2 * T.WORST_ARENA)
 
     def arrays(self) -> tuple:
         return self.P, self.A, self.G, self.EF, self.EK
 
     def grow(self, M: np.ndarray) -> None:
         pn, an, gn, en = (int(M[k]) for k in (T.M_PN, T.M_AN, T.M_GN, T.M_EN))
-        if pn + T.WORST_PDUS > self.P.shape[1]:
-            P = np.empty((T.NPC, 2 * self.P.shape[1]), dtype=np.int64)
-            P[:, :pn] = self.P[:, :pn]
+        if pn + T.WORST_PDUS > self.P.shape[0]:
+            P = np.empty((2 * self.P.shape[0], T.NPC), dtype=np.int64)
+            P[:pn] = self.P[:pn]
             self.P = P
         if an + T.WORST_ARENA > self.A.shape[0]:
             A = np.empty(2 * self.A.shape[0], dtype=np.uint8)
             A[:an] = self.A[:an]
             self.A = A
-        if gn + 2 * T.OOO_MAX + 16 > self.G.shape[1]:
-            G = np.empty((T.NGC, 2 * self.G.shape[1]), dtype=np.int64)
-            G[:, :gn] = self.G[:, :gn]
+        if gn + 2 * T.OOO_MAX + 16 > self.G.shape[0]:
+            G = np.empty((2 * self.G.shape[0], T.NGC), dtype=np.int64)
+            G[:gn] = self.G[:gn]
             self.G = G
         if en + 2 > self.EF.shape[0]:
             EF = np.empty((2 * self.EF.shape[0], T.NF), dtype=np.int64)
@@ -226,5 +238,5 @@ class _Outputs:
 
     def result(self, M, pkt_flow, pkt_side, pkt_orig) -> TrackResult:
         pn, an, gn, en = (int(M[k]) for k in (T.M_PN, T.M_AN, T.M_GN, T.M_EN))
-        return TrackResult(self.P[:, :pn], self.A[:an], self.G[:, :gn], self.EF[:en],
+        return TrackResult(self.P[:pn], self.A[:an], self.G[:gn], self.EF[:en],
                            self.EK[:en], pkt_flow, pkt_side, pkt_orig)

@@ -44,7 +44,7 @@ def _le16(b, p):
     return np.int64(b[p]) | (np.int64(b[p + 1]) << 8)
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def header_bytes(framer):
     if framer == MBAP:
         return 6
@@ -59,7 +59,7 @@ def header_bytes(framer):
     return 1
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def pdu_length(framer, b, p, avail):
     """Total length of the PDU starting at ``b[p]``, NEED_MORE, or INVALID."""
     if avail < header_bytes(framer):

@@ -1,0 +1,1 @@
+"""Test helpers: deterministic synthetic captures with known ground truth."""
