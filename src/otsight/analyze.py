@@ -156,8 +156,8 @@ def _analyze_capture(path: Path, label: str, sink: _Sink, tables: set[str],
             "message": f"unsupported link type {lt} ({linktype_name(lt)}): {c} packets counted "
                        "but not decoded",
         })
-    if unsupported and sum(unsupported.values()) == reader.packets:
-        info["status"] = "error"
+    if unsupported:
+        info["status"] = "error"  # the rest of the capture is still decoded and written
     info.update(
         format=reader.format,
         compressed=reader.compressed,

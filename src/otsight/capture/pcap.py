@@ -12,7 +12,6 @@ before it has been delivered.
 
 from __future__ import annotations
 
-import gzip
 import mmap
 import os
 import struct
@@ -128,24 +127,13 @@ class CaptureReader:
         self.compressed = True
         fd, tmp = tempfile.mkstemp(prefix="otsight-", suffix=".pcap")
         self._tmp = tmp
-        written = 0
-        with os.fdopen(fd, "wb") as out, gzip.open(self.path, "rb") as gz:
-            try:
-                while True:
-                    block = gz.read(1 << 20)
-                    if not block:
-                        break
-                    out.write(block)
-                    written += len(block)
-            except (EOFError, OSError, zlib.error) as exc:
-                self.issues.append(
-                    CaptureIssue(
-                        str(self.path),
-                        written,
-                        f"gzip stream ends early or is damaged ({exc}); "
-                        f"the {written} bytes before it are read",
-                    )
-                )
+        with os.fdopen(fd, "wb") as out, open(self.path, "rb") as src:
+            written, problem = _gunzip(src, out)
+        if problem:
+            self.issues.append(
+                CaptureIssue(str(self.path), written,
+                             f"gzip stream {problem}; the {written} bytes before it are read")
+            )
         return tmp
 
     def close(self) -> None:
@@ -347,6 +335,41 @@ class CaptureReader:
             ifaces.append(iface)
             self.linktypes.add(linktype)
         return big, blen
+
+
+def _gunzip(src, out) -> tuple[int, str | None]:
+    """Decompress every gzip member of ``src`` into ``out`` in blocks; keep what decodes.
+
+    Returns (bytes written, problem or None). Streaming keeps memory flat and, unlike
+    ``gzip.open``, hands over the good part of a damaged or cut file.
+    """
+    written = 0
+    dec = zlib.decompressobj(wbits=31)
+    fed = False  # has the current member received any input?
+    while True:
+        block = src.read(1 << 20)
+        if not block:
+            break
+        while block:
+            try:
+                data = dec.decompress(block)
+            except zlib.error as exc:
+                return written, f"is damaged ({exc})"
+            fed = True
+            out.write(data)
+            written += len(data)
+            if not dec.eof:
+                break
+            block = dec.unused_data  # another member may follow
+            dec = zlib.decompressobj(wbits=31)
+            fed = False
+            if block and block[:2] != _GZIP_MAGIC:
+                return written, "has trailing garbage after the last member"
+    if fed and not dec.eof:
+        tail = dec.flush()
+        out.write(tail)
+        return written + len(tail), "ends early (the file was cut)"
+    return written, None
 
 
 def _parse_idb_options(opts: bytes, e: str, iface: _Interface) -> None:
