@@ -316,8 +316,15 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
 
     otsight = None if args.no_otsight else shlex.split(args.otsight_cmd or default_otsight_cmd())
-    tools = [t for t, on in (("otsight", otsight), ("tshark", not args.no_tshark),
-                             ("dpkt", not args.no_dpkt)) if on]
+    tools = [
+        t
+        for t, on in (
+            ("otsight", otsight),
+            ("tshark", not args.no_tshark),
+            ("dpkt", not args.no_dpkt),
+        )
+        if on
+    ]
     progress = sys.stderr
 
     counted = {c: count_packets(c) for c in args.captures}
@@ -329,9 +336,13 @@ def main(argv: list[str] | None = None) -> int:
     results: list[dict[str, Any]] = []
     for cap in args.captures:
         warm_cache(cap)
-        rec: dict[str, Any] = {"capture": cap, "bytes": os.path.getsize(cap),
-                               "packets_counted": counted[cap], "packets_otsight": None,
-                               "tools": {}}
+        rec: dict[str, Any] = {
+            "capture": cap,
+            "bytes": os.path.getsize(cap),
+            "packets_counted": counted[cap],
+            "packets_otsight": None,
+            "tools": {},
+        }
         for tool in tools:
             runs: list[Run] = []
             for i in range(args.repeat):
@@ -352,15 +363,19 @@ def main(argv: list[str] | None = None) -> int:
             rec["tools"][tool] = asdict(best(runs))
         pk = rec["packets_otsight"]
         if "otsight" in tools and pk is not None and pk != counted[cap]:
-            loud(f"PACKET COUNT MISMATCH for {cap}: otsight says {pk}, "
-                 f"record walk says {counted[cap]}")
+            loud(
+                f"PACKET COUNT MISMATCH for {cap}: otsight says {pk}, "
+                f"record walk says {counted[cap]}"
+            )
         rec["packets"] = pk if pk is not None else counted[cap]
-        for tool, t in rec["tools"].items():
+        for t in rec["tools"].values():
             ok = t["wall_s"] > 0 and t["rc"] == 0
             t["packets_per_s"] = rec["packets"] / t["wall_s"] if ok else None
         tp = {k: v["packets_per_s"] for k, v in rec["tools"].items()}
-        rec["ratios"] = {"otsight/tshark": ratio(tp.get("otsight"), tp.get("tshark")),
-                         "otsight/dpkt": ratio(tp.get("otsight"), tp.get("dpkt"))}
+        rec["ratios"] = {
+            "otsight/tshark": ratio(tp.get("otsight"), tp.get("tshark")),
+            "otsight/dpkt": ratio(tp.get("otsight"), tp.get("dpkt")),
+        }
         results.append(rec)
 
     marginal: dict[str, Any] | None = None
@@ -373,15 +388,29 @@ def main(argv: list[str] | None = None) -> int:
             for tool in tools:
                 dt = large["tools"][tool]["wall_s"] - small["tools"][tool]["wall_s"]
                 ok = dt > 0 and large["tools"][tool]["rc"] == 0 == small["tools"][tool]["rc"]
-                mt[tool] = {"delta_packets": dp, "delta_s": dt,
-                            "packets_per_s": dp / dt if ok else None}
+                mt[tool] = {
+                    "delta_packets": dp,
+                    "delta_s": dt,
+                    "packets_per_s": dp / dt if ok else None,
+                }
             mp = {k: v["packets_per_s"] for k, v in mt.items()}
-            marginal = {"small": small["capture"], "large": large["capture"], "tools": mt,
-                        "ratios": {"otsight/tshark": ratio(mp.get("otsight"), mp.get("tshark")),
-                                   "otsight/dpkt": ratio(mp.get("otsight"), mp.get("dpkt"))}}
+            marginal = {
+                "small": small["capture"],
+                "large": large["capture"],
+                "tools": mt,
+                "ratios": {
+                    "otsight/tshark": ratio(mp.get("otsight"), mp.get("tshark")),
+                    "otsight/dpkt": ratio(mp.get("otsight"), mp.get("dpkt")),
+                },
+            }
 
-    meta = {"python": platform.python_version(), "cpus": os.cpu_count(),
-            "machine": platform.machine(), "otsight_cmd": otsight, "repeat": args.repeat}
+    meta = {
+        "python": platform.python_version(),
+        "cpus": os.cpu_count(),
+        "machine": platform.machine(),
+        "otsight_cmd": otsight,
+        "repeat": args.repeat,
+    }
     if not args.no_tshark:
         v = subprocess.run(["tshark", "-v"], capture_output=True, text=True).stdout
         meta["tshark"] = v.splitlines()[0] if v else None
@@ -394,26 +423,38 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps({"meta": meta, "captures": results, "marginal": marginal}, indent=2))
         return 0
 
-    print(f"\n{'capture':40s} {'tool':8s} {'packets':>10s} {'wall s':>8s} "
-          f"{'pkts/s':>12s} {'maxRSS MB':>10s} {'cpu s':>7s}")
+    print(
+        f"\n{'capture':40s} {'tool':8s} {'packets':>10s} {'wall s':>8s} "
+        f"{'pkts/s':>12s} {'maxRSS MB':>10s} {'cpu s':>7s}"
+    )
     for rec in results:
         name = os.path.basename(rec["capture"])[-40:]
         for tool, t in rec["tools"].items():
-            print(f"{name:40s} {tool:8s} {rec['packets']:10d} {t['wall_s']:8.2f} "
-                  f"{fmt(t['packets_per_s'], ',.0f'):>12s} {t['max_rss_kb'] / 1024:10.1f} "
-                  f"{t['user_s'] + t['sys_s']:7.2f}")
+            print(
+                f"{name:40s} {tool:8s} {rec['packets']:10d} {t['wall_s']:8.2f} "
+                f"{fmt(t['packets_per_s'], ',.0f'):>12s} {t['max_rss_kb'] / 1024:10.1f} "
+                f"{t['user_s'] + t['sys_s']:7.2f}"
+            )
         r = rec["ratios"]
-        print(f"{'':40s} ratio otsight/tshark = {fmt(r['otsight/tshark'], '.2f')}, "
-              f"otsight/dpkt = {fmt(r['otsight/dpkt'], '.2f')}")
+        print(
+            f"{'':40s} ratio otsight/tshark = {fmt(r['otsight/tshark'], '.2f')}, "
+            f"otsight/dpkt = {fmt(r['otsight/dpkt'], '.2f')}"
+        )
     if marginal:
-        print(f"\nmarginal throughput {os.path.basename(marginal['small'])} -> "
-              f"{os.path.basename(marginal['large'])} (start-up cancels out):")
+        print(
+            f"\nmarginal throughput {os.path.basename(marginal['small'])} -> "
+            f"{os.path.basename(marginal['large'])} (start-up cancels out):"
+        )
         for tool, m in marginal["tools"].items():
-            print(f"  {tool:8s} {m['delta_packets']:10d} packets in {m['delta_s']:8.2f} s "
-                  f"= {fmt(m['packets_per_s'], ',.0f'):>12s} packets/s")
+            print(
+                f"  {tool:8s} {m['delta_packets']:10d} packets in {m['delta_s']:8.2f} s "
+                f"= {fmt(m['packets_per_s'], ',.0f'):>12s} packets/s"
+            )
         r = marginal["ratios"]
-        print(f"  marginal ratio otsight/tshark = {fmt(r['otsight/tshark'], '.2f')}, "
-              f"otsight/dpkt = {fmt(r['otsight/dpkt'], '.2f')}")
+        print(
+            f"  marginal ratio otsight/tshark = {fmt(r['otsight/tshark'], '.2f')}, "
+            f"otsight/dpkt = {fmt(r['otsight/dpkt'], '.2f')}"
+        )
     return 0
 
 

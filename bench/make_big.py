@@ -377,9 +377,7 @@ class Patcher:
             _write16(out, tpl.addr_off, new_hi)
             _write16(out, tpl.addr_off + 2, new_lo)
             # RFC 1624: delta = sum(~m + m') over changed 16-bit words, per packet
-            per_addr = (
-                (~self.a_hi & 0xFFFF) + new_hi + (~self.a_lo & 0xFFFF) + new_lo
-            )
+            per_addr = (~self.a_hi & 0xFFFF) + new_hi + (~self.a_lo & 0xFFFF) + new_lo
             delta = np.bincount(tpl.addr_pkt, weights=per_addr, minlength=self.n_ip)
             delta = _fold(delta.astype(np.int64))
             ip_new = ~_fold((~self.ip_ck & 0xFFFF) + delta) & 0xFFFF

@@ -16,8 +16,13 @@ VERBS = ["analyze", "query"]
 
 
 def run(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "otsight", *args], capture_output=True,
-                          text=True, cwd=cwd, timeout=600)
+    return subprocess.run(
+        [sys.executable, "-m", "otsight", *args],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        timeout=600,
+    )
 
 
 def no_traceback(proc: subprocess.CompletedProcess) -> None:
@@ -49,17 +54,31 @@ def test_analyze_json_and_query(samples, tmp_path):
         assert (out / table / "part-0.parquet").is_file()
     assert (out / "state.sqlite").is_file()
 
-    proc = run("query", "--db", str(out), "--json",
-               "SELECT protocol, count(*) AS n FROM pdus GROUP BY protocol")
+    proc = run(
+        "query",
+        "--db",
+        str(out),
+        "--json",
+        "SELECT protocol, count(*) AS n FROM pdus GROUP BY protocol",
+    )
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout) == [{"protocol": "modbus", "n": len(truth.modbus)}]
 
-    proc = run("query", "--db", str(out), "--json",
-               "SELECT c.packets, count(f.flow_id) AS flows FROM captures c "
-               "JOIN flows f ON f.capture = c.capture GROUP BY c.packets")
-    assert json.loads(proc.stdout) == [{"packets": truth.packet_count, "flows": len(truth.flows) + 1}]
+    proc = run(
+        "query",
+        "--db",
+        str(out),
+        "--json",
+        "SELECT c.packets, count(f.flow_id) AS flows FROM captures c "
+        "JOIN flows f ON f.capture = c.capture GROUP BY c.packets",
+    )
+    assert json.loads(proc.stdout) == [
+        {"packets": truth.packet_count, "flows": len(truth.flows) + 1}
+    ]
 
-    proc = run("query", "--db", str(out), "--json", "SELECT frame, ts FROM arp ORDER BY frame LIMIT 1")
+    proc = run(
+        "query", "--db", str(out), "--json", "SELECT frame, ts FROM arp ORDER BY frame LIMIT 1"
+    )
     [row] = json.loads(proc.stdout)
     assert row["frame"] == truth.events["arp"][0] and row["ts"].startswith("20")
 
@@ -69,7 +88,9 @@ def test_analyze_json_and_query(samples, tmp_path):
 
 
 def test_several_captures_in_one_run(samples, tmp_path):
-    proc = run("analyze", str(samples["pcap"]), str(samples["pcapng"]), str(samples["gz"]), "--json")
+    proc = run(
+        "analyze", str(samples["pcap"]), str(samples["pcapng"]), str(samples["gz"]), "--json"
+    )
     assert proc.returncode == 0, proc.stderr
     summary = json.loads(proc.stdout)
     assert summary["packets"] == 3 * samples["truth"].packet_count
@@ -84,7 +105,11 @@ def test_truncated_capture_warns_with_offset_and_exits_0(samples, tmp_path):
     no_traceback(proc)
     assert proc.returncode == 0
     assert json.loads(proc.stdout)["packets"] == samples["truth"].packet_count - 1
-    assert "warning" in proc.stderr and "byte offset" in proc.stderr and "cut mid-record" in proc.stderr
+    assert (
+        "warning" in proc.stderr
+        and "byte offset" in proc.stderr
+        and "cut mid-record" in proc.stderr
+    )
 
 
 def test_not_a_capture_is_one_line_and_exit_2(tmp_path):
@@ -117,8 +142,12 @@ def test_unknown_link_type_is_named(tmp_path):
 
 def test_unknown_link_type_beside_a_good_interface(tmp_path):
     path = tmp_path / "mixed.pcapng"
-    frame = pk.ethernet("00:00:00:00:00:02", "00:00:00:00:00:01", pk.ETH_IPV4,
-                        pk.ipv4("10.0.0.1", "10.0.0.2", 17, pk.udp("10.0.0.1", "10.0.0.2", 1, 2, b"x")))
+    frame = pk.ethernet(
+        "00:00:00:00:00:02",
+        "00:00:00:00:00:01",
+        pk.ETH_IPV4,
+        pk.ipv4("10.0.0.1", "10.0.0.2", 17, pk.udp("10.0.0.1", "10.0.0.2", 1, 2, b"x")),
+    )
     with PcapngWriter(path) as w:
         good = w.add_interface(1)
         odd = w.add_interface(195)

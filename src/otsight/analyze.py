@@ -62,12 +62,13 @@ def _count_codes(counter: Counter, codes: np.ndarray, names: dict[int, str]) -> 
     if codes.shape[0] == 0:
         return
     uniq, counts = np.unique(codes, return_counts=True)
-    for u, c in zip(uniq, counts):
+    for u, c in zip(uniq, counts, strict=False):
         counter[names.get(int(u), str(int(u)))] += int(c)
 
 
-def _analyze_capture(path: Path, label: str, sink: _Sink, tables: set[str],
-                     progress: Progress | None) -> dict[str, Any]:
+def _analyze_capture(
+    path: Path, label: str, sink: _Sink, tables: set[str], progress: Progress | None
+) -> dict[str, Any]:
     reader = CaptureReader(path)
     flows = FlowTable()
     tot = sink.totals
@@ -119,17 +120,23 @@ def _analyze_capture(path: Path, label: str, sink: _Sink, tables: set[str],
                 sink.write("lldp", lldp)
             l2 = B.l2_frames_batch(label, chunk, cols)
             if l2.num_rows:
-                _count_codes(tot.l2_frames, et[np.isin(et, list(ETHERTYPE_PROTOCOLS))],
-                             ETHERTYPE_PROTOCOLS)
+                _count_codes(
+                    tot.l2_frames, et[np.isin(et, list(ETHERTYPE_PROTOCOLS))], ETHERTYPE_PROTOCOLS
+                )
                 sink.write("l2_frames", l2)
             if "packets" in tables:
-                sink.write("packets", B.packets_batch(label, chunk, cols, addrs, res.pkt_flow,
-                                                      res.pkt_orig))
-            _count_codes(tot.ethertypes, et[cols[:, L.STATUS] != L.UNSUPPORTED_LINKTYPE],
-                         {0x0800: "ipv4", 0x86DD: "ipv6", 0x0806: "arp", 0x88CC: "lldp", 0: "llc"}
-                         | ETHERTYPE_PROTOCOLS)
+                sink.write(
+                    "packets",
+                    B.packets_batch(label, chunk, cols, addrs, res.pkt_flow, res.pkt_orig),
+                )
+            _count_codes(
+                tot.ethertypes,
+                et[cols[:, L.STATUS] != L.UNSUPPORTED_LINKTYPE],
+                {0x0800: "ipv4", 0x86DD: "ipv6", 0x0806: "arp", 0x88CC: "lldp", 0: "llc"}
+                | ETHERTYPE_PROTOCOLS,
+            )
             lts, counts = np.unique(chunk.linktype, return_counts=True)
-            for lt, c in zip(lts, counts):
+            for lt, c in zip(lts, counts, strict=False):
                 lt_packets[int(lt)] += int(c)
             if n:
                 lo, hi = int(chunk.ts.min()), int(chunk.ts.max())
@@ -150,12 +157,14 @@ def _analyze_capture(path: Path, label: str, sink: _Sink, tables: set[str],
         {"severity": i.severity, "offset": i.offset, "message": i.message} for i in reader.issues
     ]
     for lt, c in sorted(unsupported.items()):
-        issues.append({
-            "severity": "error",
-            "offset": None,
-            "message": f"unsupported link type {lt} ({linktype_name(lt)}): {c} packets counted "
-                       "but not decoded",
-        })
+        issues.append(
+            {
+                "severity": "error",
+                "offset": None,
+                "message": f"unsupported link type {lt} ({linktype_name(lt)}): {c} packets counted "
+                "but not decoded",
+            }
+        )
     if unsupported:
         info["status"] = "error"  # the rest of the capture is still decoded and written
     info.update(
@@ -163,8 +172,10 @@ def _analyze_capture(path: Path, label: str, sink: _Sink, tables: set[str],
         compressed=reader.compressed,
         packets=reader.packets,
         bytes=nbytes,
-        linktypes=[{"linktype": lt, "name": linktype_name(lt), "packets": c}
-                   for lt, c in sorted(lt_packets.items())],
+        linktypes=[
+            {"linktype": lt, "name": linktype_name(lt), "packets": c}
+            for lt, c in sorted(lt_packets.items())
+        ],
         first_ts=first_ts / 1e9 if first_ts is not None else None,
         last_ts=last_ts / 1e9 if last_ts is not None else None,
         issues=issues,
@@ -195,7 +206,7 @@ def analyze(
     captures = []
     labels = _labels(paths)
     try:
-        for path, label in zip(paths, labels):
+        for path, label in zip(paths, labels, strict=False):
             info = _analyze_capture(Path(path), label, sink, set(tables), progress)
             captures.append(info)
             if state is not None:
@@ -217,10 +228,19 @@ def analyze(
         "lldp_systems": sorted(totals.lldp_systems),
         "l2_frames": dict(totals.l2_frames),
         "weird": dict(totals.weird),
-        "errors": [f"{c['capture']}: {i['message']}" for c in captures for i in c["issues"]
-                   if i["severity"] == "error"] + [c["error"] for c in captures if "error" in c],
-        "warnings": [f"{c['capture']}: {i['message']} (byte offset {i['offset']})"
-                     for c in captures for i in c["issues"] if i["severity"] == "warning"],
+        "errors": [
+            f"{c['capture']}: {i['message']}"
+            for c in captures
+            for i in c["issues"]
+            if i["severity"] == "error"
+        ]
+        + [c["error"] for c in captures if "error" in c],
+        "warnings": [
+            f"{c['capture']}: {i['message']} (byte offset {i['offset']})"
+            for c in captures
+            for i in c["issues"]
+            if i["severity"] == "warning"
+        ],
         "elapsed_s": round(elapsed, 4),
         "packets_per_s": round(totals.packets / elapsed) if elapsed > 0 else None,
         "max_live_flows": totals.max_live_flows,

@@ -132,12 +132,20 @@ def _print_summary(summary: dict[str, Any]) -> None:
     table.add_row("captures", str(len(summary["captures"])))
     table.add_row("packets", f"{summary['packets']:,}")
     table.add_row("bytes", f"{summary['bytes']:,}")
-    table.add_row("flows", f"{summary['flows']:,}  " + ", ".join(
-        f"{k} {v:,}" for k, v in sorted(summary["transports"].items())))
+    table.add_row(
+        "flows",
+        f"{summary['flows']:,}  "
+        + ", ".join(f"{k} {v:,}" for k, v in sorted(summary["transports"].items())),
+    )
     if summary["pdus"]:
-        table.add_row("framed PDUs", ", ".join(f"{k} {v:,}" for k, v in sorted(summary["pdus"].items())))
+        table.add_row(
+            "framed PDUs", ", ".join(f"{k} {v:,}" for k, v in sorted(summary["pdus"].items()))
+        )
     if summary["l2_frames"]:
-        table.add_row("L2 industrial", ", ".join(f"{k} {v:,}" for k, v in sorted(summary["l2_frames"].items())))
+        table.add_row(
+            "L2 industrial",
+            ", ".join(f"{k} {v:,}" for k, v in sorted(summary["l2_frames"].items())),
+        )
     if summary["arp"]:
         table.add_row("ARP", f"{summary['arp']:,}")
     if summary["lldp_systems"]:
@@ -145,7 +153,9 @@ def _print_summary(summary: dict[str, Any]) -> None:
     if summary["weird"]:
         table.add_row("weird", ", ".join(f"{k} {v:,}" for k, v in sorted(summary["weird"].items())))
     rate = summary.get("packets_per_s")
-    table.add_row("time", f"{summary['elapsed_s']:.2f} s" + (f" ({rate:,} packets/s)" if rate else ""))
+    table.add_row(
+        "time", f"{summary['elapsed_s']:.2f} s" + (f" ({rate:,} packets/s)" if rate else "")
+    )
     if "out" in summary:
         table.add_row("written to", summary["out"])
     console.print(table)
@@ -154,10 +164,17 @@ def _print_summary(summary: dict[str, Any]) -> None:
 @app.command()
 @_guard
 def analyze(
-    captures: Annotated[list[Path], typer.Argument(help="pcap / pcapng files, optionally gzip-compressed.")],
-    out: Annotated[Path | None, typer.Option("--out", "-o", help="Write event tables (Parquet) and state (SQLite) here.")] = None,
+    captures: Annotated[
+        list[Path], typer.Argument(help="pcap / pcapng files, optionally gzip-compressed.")
+    ],
+    out: Annotated[
+        Path | None,
+        typer.Option("--out", "-o", help="Write event tables (Parquet) and state (SQLite) here."),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
-    packets: Annotated[bool, typer.Option("--packets", help="Also write the per-packet L2–L4 table (large).")] = False,
+    packets: Annotated[
+        bool, typer.Option("--packets", help="Also write the per-packet L2–L4 table (large).")
+    ] = False,
 ) -> None:
     """Decode captures: L2–L4, flows, TCP reassembly, PDU framing; write event tables."""
     missing = [str(p) for p in captures if not p.is_file()]
@@ -168,8 +185,11 @@ def analyze(
 
     first_run = not kernels_cached()
     if first_run:
-        _warn("first run: compiling decode kernels (about a minute, once; later runs start at once)")
-    from otsight.analyze import DEFAULT_TABLES, analyze as run
+        _warn(
+            "first run: compiling decode kernels (about a minute, once; later runs start at once)"
+        )
+    from otsight.analyze import DEFAULT_TABLES
+    from otsight.analyze import analyze as run
 
     tables = list(DEFAULT_TABLES) + (["packets"] if packets else [])
     progress, update = _progress_reporter(sys.stderr.isatty() and not as_json)
@@ -197,7 +217,9 @@ def analyze(
 def query(
     sql: Annotated[str, typer.Argument(help="SQL over the tables (DuckDB dialect).")],
     db: Annotated[Path, typer.Option("--db", help="An output folder of `otsight analyze --out`.")],
-    as_json: Annotated[bool, typer.Option("--json", help="Print a JSON array of row objects.")] = False,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print a JSON array of row objects.")
+    ] = False,
 ) -> None:
     """Run SQL over an output folder: one view per event table, plus the state tables."""
     from otsight.store.query import QueryError, run_query
@@ -208,7 +230,7 @@ def query(
         _err(str(exc))
         raise typer.Exit(EXIT_INPUT) from None
     if as_json:
-        _print_json([dict(zip(cols, r)) for r in rows])
+        _print_json([dict(zip(cols, r, strict=False)) for r in rows])
         return
     from rich.console import Console
     from rich.table import Table

@@ -179,5 +179,6 @@ PACKETS = _schema(
 )
 
 TABLES: dict[str, pa.Schema] = {
-    s.metadata[b"otsight.table"].decode(): s for s in (FLOWS, PDUS, WEIRD, ARP, LLDP, L2_FRAMES, PACKETS)
+    s.metadata[b"otsight.table"].decode(): s
+    for s in (FLOWS, PDUS, WEIRD, ARP, LLDP, L2_FRAMES, PACKETS)
 }

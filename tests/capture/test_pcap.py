@@ -40,8 +40,12 @@ def test_every_corpus_capture_opens_with_capinfos_count(corpus):
 def test_classic_pcap_variants(tmp_path, nanosecond, big_endian):
     path = tmp_path / "v.pcap"
     stamps = [1_700_000_000_123_456_789 + k * 1_001_001 for k in range(50)]
-    frame = pk.ethernet("00:00:00:00:00:02", "00:00:00:00:00:01", pk.ETH_IPV4,
-                        pk.ipv4("10.0.0.1", "10.0.0.2", 17, pk.udp("10.0.0.1", "10.0.0.2", 1, 2, b"x")))
+    frame = pk.ethernet(
+        "00:00:00:00:00:02",
+        "00:00:00:00:00:01",
+        pk.ETH_IPV4,
+        pk.ipv4("10.0.0.1", "10.0.0.2", 17, pk.udp("10.0.0.1", "10.0.0.2", 1, 2, b"x")),
+    )
     with PcapWriter(path, nanosecond=nanosecond, big_endian=big_endian) as w:
         for t in stamps:
             w.write(t, frame)
@@ -53,8 +57,12 @@ def test_classic_pcap_variants(tmp_path, nanosecond, big_endian):
 
 def test_pcapng_interfaces_resolutions_and_unknown_blocks(tmp_path):
     path = tmp_path / "multi.pcapng"
-    eth = pk.ethernet("00:00:00:00:00:02", "00:00:00:00:00:01", pk.ETH_IPV4,
-                      pk.ipv4("10.0.0.1", "10.0.0.2", 17, pk.udp("10.0.0.1", "10.0.0.2", 1, 2, b"x")))
+    eth = pk.ethernet(
+        "00:00:00:00:00:02",
+        "00:00:00:00:00:01",
+        pk.ETH_IPV4,
+        pk.ipv4("10.0.0.1", "10.0.0.2", 17, pk.udp("10.0.0.1", "10.0.0.2", 1, 2, b"x")),
+    )
     raw = pk.ipv4("10.0.0.3", "10.0.0.4", 17, pk.udp("10.0.0.3", "10.0.0.4", 3, 4, b"yy"))
     t0 = 1_700_000_000_000_000_000
     with PcapngWriter(path) as w:
@@ -77,8 +85,12 @@ def test_pcapng_interfaces_resolutions_and_unknown_blocks(tmp_path):
 
 def test_simple_packet_blocks_take_the_previous_time(tmp_path):
     path = tmp_path / "spb.pcapng"
-    frame = pk.ethernet("00:00:00:00:00:02", "00:00:00:00:00:01", pk.ETH_IPV4,
-                        pk.ipv4("10.0.0.1", "10.0.0.2", 17, pk.udp("10.0.0.1", "10.0.0.2", 1, 2, b"x")))
+    frame = pk.ethernet(
+        "00:00:00:00:00:02",
+        "00:00:00:00:00:01",
+        pk.ETH_IPV4,
+        pk.ipv4("10.0.0.1", "10.0.0.2", 17, pk.udp("10.0.0.1", "10.0.0.2", 1, 2, b"x")),
+    )
     with PcapngWriter(path) as w:
         w.add_interface(1)
         w.write(0, 5_000_000_000, frame)

@@ -53,7 +53,7 @@ BIG = 65664
 BIGBIT = np.int64(1) << 40  # slot ids >= BIGBIT index the big pool
 OOO_MAX = 16  # out-of-order segments buffered per direction
 OOO_MAX_BYTES = 256 * 1024
-# O[entry, field]
+# OQ[entry, field]
 O_SEQ, O_LEN, O_SLOT, O_FRAME, O_TS, O_NEXT = 0, 1, 2, 3, 4, 5
 NO = 6
 
@@ -83,10 +83,54 @@ WORST_PDUS = (2 * OOO_MAX_BYTES + 2 * BIG + 65536) // 6 + 16
 WORST_ARENA = 2 * OOO_MAX_BYTES + 4 * BIG + 65536
 
 _SERVICE_PORTS = np.zeros(65536, dtype=np.uint8)
-for _p in (502, 20000, 44818, 2222, 102, 2404, 47808, 4840, 34962, 34963, 34964, 1089, 1090,
-           1091, 5094, 18245, 18246, 789, 1962, 9600, 20547, 5007, 48898, 1911, 4911, 3389,
-           1433, 5432, 3306, 8080, 8443, 5060, 2455, 5450, 19999, 20001, 4000, 1883, 8883,
-           5683, 3260, 5900, 5901, 6379, 9200, 27017):
+for _p in (
+    502,
+    20000,
+    44818,
+    2222,
+    102,
+    2404,
+    47808,
+    4840,
+    34962,
+    34963,
+    34964,
+    1089,
+    1090,
+    1091,
+    5094,
+    18245,
+    18246,
+    789,
+    1962,
+    9600,
+    20547,
+    5007,
+    48898,
+    1911,
+    4911,
+    3389,
+    1433,
+    5432,
+    3306,
+    8080,
+    8443,
+    5060,
+    2455,
+    5450,
+    19999,
+    20001,
+    4000,
+    1883,
+    8883,
+    5683,
+    3260,
+    5900,
+    5901,
+    6379,
+    9200,
+    27017,
+):
     _SERVICE_PORTS[_p] = 1
 _SERVICE_PORTS[:1024] = 1
 
@@ -242,8 +286,9 @@ def _emit_pdu(P, M, F, K, rec, side, frame, first_frame, ts, in_arena, off, leng
 
 
 @njit(cache=True, inline="always", _nrt=False)
-def _deliver(src, so, n, zero_copy, rec, side, frame, ts, pkt,
-             F, K, M, SPOOL, BPOOL, SFREE, BFREE, P, A, G):
+def _deliver(
+    src, so, n, zero_copy, rec, side, frame, ts, pkt, F, K, M, SPOOL, BPOOL, SFREE, BFREE, P, A, G
+):
     """Feed ``n`` in-order stream bytes ``src[so:so+n]`` to the flow's framer."""
     F[rec, F_STREAM0 + side] += n
     F[rec, F_NEXT0 + side] += n
@@ -264,8 +309,20 @@ def _deliver(src, so, n, zero_copy, rec, side, frame, ts, pkt,
             avail = n - i
             t = FR.pdu_length(framer, src, so + i, avail)
             if t == FR.INVALID:
-                _gap(G, M, K, frame, ts, F[rec, F_ID], rec, side, (F[rec, F_NEXT0 + side] - n + i) & 0xFFFFFFFF,
-                     avail, GK_BAD_HEADER, pkt)
+                _gap(
+                    G,
+                    M,
+                    K,
+                    frame,
+                    ts,
+                    F[rec, F_ID],
+                    rec,
+                    side,
+                    (F[rec, F_NEXT0 + side] - n + i) & 0xFFFFFFFF,
+                    avail,
+                    GK_BAD_HEADER,
+                    pkt,
+                )
                 F[rec, F_DESYNC0 + side] = 1
                 F[rec, F_SKIPPED] += avail
                 return
@@ -309,8 +366,20 @@ def _deliver(src, so, n, zero_copy, rec, side, frame, ts, pkt,
             if t == FR.NEED_MORE:
                 continue
             if t == FR.INVALID:
-                _gap(G, M, K, frame, ts, F[rec, F_ID], rec, side, (F[rec, F_NEXT0 + side] - n + i) & 0xFFFFFFFF,
-                     clen, GK_BAD_HEADER, pkt)
+                _gap(
+                    G,
+                    M,
+                    K,
+                    frame,
+                    ts,
+                    F[rec, F_ID],
+                    rec,
+                    side,
+                    (F[rec, F_NEXT0 + side] - n + i) & 0xFFFFFFFF,
+                    clen,
+                    GK_BAD_HEADER,
+                    pkt,
+                )
                 _slot_free(M, SFREE, BFREE, s)
                 F[rec, F_CARRY0 + side] = -1
                 F[rec, F_CLEN0 + side] = 0
@@ -350,15 +419,26 @@ def _deliver(src, so, n, zero_copy, rec, side, frame, ts, pkt,
             F[rec, F_NEED0 + side] = -1
 
 
-
 # ---- stream breaks and out-of-order segments ---------------------------------------------
 @njit(cache=True, inline="always", _nrt=False)
 def _break_stream(rec, side, frame, ts, pkt, F, K, M, SFREE, BFREE, G):
     """Bytes are missing: drop a half-assembled PDU and resynchronise on the next header."""
     s = F[rec, F_CARRY0 + side]
     if s >= 0:
-        _gap(G, M, K, frame, ts, F[rec, F_ID], rec, side, F[rec, F_NEXT0 + side] & 0xFFFFFFFF,
-             F[rec, F_CLEN0 + side], GK_PDU_CUT, pkt)
+        _gap(
+            G,
+            M,
+            K,
+            frame,
+            ts,
+            F[rec, F_ID],
+            rec,
+            side,
+            F[rec, F_NEXT0 + side] & 0xFFFFFFFF,
+            F[rec, F_CLEN0 + side],
+            GK_PDU_CUT,
+            pkt,
+        )
         _slot_free(M, SFREE, BFREE, s)
         F[rec, F_CARRY0 + side] = -1
         F[rec, F_CLEN0 + side] = 0
@@ -368,35 +448,36 @@ def _break_stream(rec, side, frame, ts, pkt, F, K, M, SFREE, BFREE, G):
 
 
 @njit(cache=True, _nrt=False)
-def _ooo_insert(rec, side, seq, src, so, n, frame, ts, F, M, SPOOL, BPOOL, SFREE, BFREE, O, OFREE):
+def _ooo_insert(rec, side, seq, src, so, n, frame, ts, F, M, SPOOL, BPOOL, SFREE, BFREE, OQ, OFREE):
     M[M_OFREE] -= 1
     e = OFREE[M[M_OFREE]]
     s = _slot_alloc(M, SFREE, BFREE, n)
     pool = _slot_pool(SPOOL, BPOOL, s)
     base = _slot_base(s)
     _copy(pool, base, src, so, n)
-    O[e, O_SEQ] = seq
-    O[e, O_LEN] = n
-    O[e, O_SLOT] = s
-    O[e, O_FRAME] = frame
-    O[e, O_TS] = ts
+    OQ[e, O_SEQ] = seq
+    OQ[e, O_LEN] = n
+    OQ[e, O_SLOT] = s
+    OQ[e, O_FRAME] = frame
+    OQ[e, O_TS] = ts
     prev = np.int64(-1)
     cur = F[rec, F_OHEAD0 + side]
-    while cur >= 0 and O[cur, O_SEQ] <= seq:
+    while cur >= 0 and OQ[cur, O_SEQ] <= seq:
         prev = cur
-        cur = O[cur, O_NEXT]
-    O[e, O_NEXT] = cur
+        cur = OQ[cur, O_NEXT]
+    OQ[e, O_NEXT] = cur
     if prev < 0:
         F[rec, F_OHEAD0 + side] = e
     else:
-        O[prev, O_NEXT] = e
+        OQ[prev, O_NEXT] = e
     F[rec, F_OOO0 + side] += 1
     F[rec, F_OOOB0 + side] += n
 
 
 @njit(cache=True, _nrt=False)
-def _ooo_drain(rec, side, force_gaps, frame, ts, pkt, F, K, M, SPOOL, BPOOL, SFREE, BFREE,
-               O, OFREE, P, A, G):
+def _ooo_drain(
+    rec, side, force_gaps, frame, ts, pkt, F, K, M, SPOOL, BPOOL, SFREE, BFREE, OQ, OFREE, P, A, G
+):
     """Deliver buffered segments that are now in order.
 
     ``force_gaps`` > 0 allows that many holes to be skipped (reported as gaps): used when the
@@ -407,11 +488,11 @@ def _ooo_drain(rec, side, force_gaps, frame, ts, pkt, F, K, M, SPOOL, BPOOL, SFR
         e = F[rec, F_OHEAD0 + side]
         if e < 0:
             return
-        seq = O[e, O_SEQ]
-        n = O[e, O_LEN]
+        seq = OQ[e, O_SEQ]
+        n = OQ[e, O_LEN]
         nxt = F[rec, F_NEXT0 + side]
-        f = frame if frame >= 0 else O[e, O_FRAME]
-        t = ts if frame >= 0 else O[e, O_TS]
+        f = frame if frame >= 0 else OQ[e, O_FRAME]
+        t = ts if frame >= 0 else OQ[e, O_TS]
         if seq > nxt:
             if force_gaps <= 0:
                 return
@@ -422,16 +503,35 @@ def _ooo_drain(rec, side, force_gaps, frame, ts, pkt, F, K, M, SPOOL, BPOOL, SFR
             _break_stream(rec, side, f, t, pkt, F, K, M, SFREE, BFREE, G)
             F[rec, F_NEXT0 + side] = seq
             nxt = seq
-        F[rec, F_OHEAD0 + side] = O[e, O_NEXT]
+        F[rec, F_OHEAD0 + side] = OQ[e, O_NEXT]
         F[rec, F_OOO0 + side] -= 1
         F[rec, F_OOOB0 + side] -= n
-        s = O[e, O_SLOT]
+        s = OQ[e, O_SLOT]
         skip = nxt - seq
         if skip < n:
             if skip > 0:
                 F[rec, F_RETX] += 1
-            _deliver(_slot_pool(SPOOL, BPOOL, s), _slot_base(s) + skip, n - skip, False, rec,
-                     side, f, t, pkt, F, K, M, SPOOL, BPOOL, SFREE, BFREE, P, A, G)
+            _deliver(
+                _slot_pool(SPOOL, BPOOL, s),
+                _slot_base(s) + skip,
+                n - skip,
+                False,
+                rec,
+                side,
+                f,
+                t,
+                pkt,
+                F,
+                K,
+                M,
+                SPOOL,
+                BPOOL,
+                SFREE,
+                BFREE,
+                P,
+                A,
+                G,
+            )
         else:
             F[rec, F_RETX] += 1
         _slot_free(M, SFREE, BFREE, s)
@@ -440,8 +540,30 @@ def _ooo_drain(rec, side, force_gaps, frame, ts, pkt, F, K, M, SPOOL, BPOOL, SFR
 
 
 @njit(cache=True, inline="always", _nrt=False)
-def _segment(rec, side, seq32, seglen, buf, po, paylen, frame, ts, pkt,
-             F, K, M, SPOOL, BPOOL, SFREE, BFREE, O, OFREE, P, A, G):
+def _segment(
+    rec,
+    side,
+    seq32,
+    seglen,
+    buf,
+    po,
+    paylen,
+    frame,
+    ts,
+    pkt,
+    F,
+    K,
+    M,
+    SPOOL,
+    BPOOL,
+    SFREE,
+    BFREE,
+    OQ,
+    OFREE,
+    P,
+    A,
+    G,
+):
     nxt = F[rec, F_NEXT0 + side]
     if nxt < 0:  # first data seen in this direction (capture started mid-connection)
         nxt = seq32
@@ -454,17 +576,50 @@ def _segment(rec, side, seq32, seglen, buf, po, paylen, frame, ts, pkt,
         return
     if seq > nxt:
         room = paylen
-        while (F[rec, F_OOO0 + side] >= OOO_MAX
-               or F[rec, F_OOOB0 + side] + room > OOO_MAX_BYTES):
-            _ooo_drain(rec, side, 1, frame, ts, pkt, F, K, M, SPOOL, BPOOL, SFREE, BFREE,
-                       O, OFREE, P, A, G)
+        while F[rec, F_OOO0 + side] >= OOO_MAX or F[rec, F_OOOB0 + side] + room > OOO_MAX_BYTES:
+            _ooo_drain(
+                rec,
+                side,
+                1,
+                frame,
+                ts,
+                pkt,
+                F,
+                K,
+                M,
+                SPOOL,
+                BPOOL,
+                SFREE,
+                BFREE,
+                OQ,
+                OFREE,
+                P,
+                A,
+                G,
+            )
             nxt = F[rec, F_NEXT0 + side]
             if seq <= nxt:
                 break
         if seq > nxt:
             if room > 0:
-                _ooo_insert(rec, side, seq, buf, po, room, frame, ts, F, M, SPOOL, BPOOL,
-                            SFREE, BFREE, O, OFREE)
+                _ooo_insert(
+                    rec,
+                    side,
+                    seq,
+                    buf,
+                    po,
+                    room,
+                    frame,
+                    ts,
+                    F,
+                    M,
+                    SPOOL,
+                    BPOOL,
+                    SFREE,
+                    BFREE,
+                    OQ,
+                    OFREE,
+                )
             return
         if end <= nxt:
             F[rec, F_RETX] += 1
@@ -473,31 +628,76 @@ def _segment(rec, side, seq32, seglen, buf, po, paylen, frame, ts, pkt,
     if skip > 0:
         F[rec, F_RETX] += 1
     if paylen > skip:
-        _deliver(buf, po + skip, paylen - skip, True, rec, side, frame, ts, pkt,
-                 F, K, M, SPOOL, BPOOL, SFREE, BFREE, P, A, G)
+        _deliver(
+            buf,
+            po + skip,
+            paylen - skip,
+            True,
+            rec,
+            side,
+            frame,
+            ts,
+            pkt,
+            F,
+            K,
+            M,
+            SPOOL,
+            BPOOL,
+            SFREE,
+            BFREE,
+            P,
+            A,
+            G,
+        )
     got = paylen if paylen > skip else skip
     missing = seglen - got
     if missing > 0:  # the capture's snap length cut this segment
-        _gap(G, M, K, frame, ts, F[rec, F_ID], rec, side, (seq + got) & 0xFFFFFFFF, missing,
-             GK_SNAPLEN, pkt)
+        _gap(
+            G,
+            M,
+            K,
+            frame,
+            ts,
+            F[rec, F_ID],
+            rec,
+            side,
+            (seq + got) & 0xFFFFFFFF,
+            missing,
+            GK_SNAPLEN,
+            pkt,
+        )
         _break_stream(rec, side, frame, ts, pkt, F, K, M, SFREE, BFREE, G)
         F[rec, F_NEXT0 + side] += missing
     if F[rec, F_OHEAD0 + side] >= 0:
-        _ooo_drain(rec, side, 0, frame, ts, pkt, F, K, M, SPOOL, BPOOL, SFREE, BFREE,
-                   O, OFREE, P, A, G)
+        _ooo_drain(
+            rec, side, 0, frame, ts, pkt, F, K, M, SPOOL, BPOOL, SFREE, BFREE, OQ, OFREE, P, A, G
+        )
 
 
 # ---- flow lifecycle ------------------------------------------------------------------------
 @njit(cache=True, _nrt=False)
-def _retire(rec, F, K, S, M, FREE, SPOOL, BPOOL, SFREE, BFREE, O, OFREE, P, A, G, EF, EK):
+def _retire(rec, F, K, S, M, FREE, SPOOL, BPOOL, SFREE, BFREE, OQ, OFREE, P, A, G, EF, EK):
     """End a flow: flush buffered data (holes become gaps), emit its record, free it."""
     for side in range(2):
-        _ooo_drain(rec, side, 1 << 30, -1, 0, -1, F, K, M, SPOOL, BPOOL, SFREE, BFREE,
-                   O, OFREE, P, A, G)
+        _ooo_drain(
+            rec, side, 1 << 30, -1, 0, -1, F, K, M, SPOOL, BPOOL, SFREE, BFREE, OQ, OFREE, P, A, G
+        )
         s = F[rec, F_CARRY0 + side]
         if s >= 0:
-            _gap(G, M, K, F[rec, F_LAST_FRAME], F[rec, F_LAST_TS], F[rec, F_ID], rec, side,
-                 F[rec, F_NEXT0 + side] & 0xFFFFFFFF, F[rec, F_CLEN0 + side], GK_PDU_CUT, -1)
+            _gap(
+                G,
+                M,
+                K,
+                F[rec, F_LAST_FRAME],
+                F[rec, F_LAST_TS],
+                F[rec, F_ID],
+                rec,
+                side,
+                F[rec, F_NEXT0 + side] & 0xFFFFFFFF,
+                F[rec, F_CLEN0 + side],
+                GK_PDU_CUT,
+                -1,
+            )
             _slot_free(M, SFREE, BFREE, s)
             F[rec, F_CARRY0 + side] = -1
             F[rec, F_CLEN0 + side] = 0
@@ -539,8 +739,19 @@ def _create(slot, k0, k1, k2, k3, k4, side, proto, flags, sport, dport, F, K, S,
     F[rec, F_ID] = M[M_NEXT_ID]
     M[M_NEXT_ID] += 1
     F[rec, F_PROTO] = proto
-    for c in (F_NEXT0, F_NEXT1, F_CARRY0, F_CARRY1, F_NEED0, F_NEED1, F_OHEAD0, F_OHEAD1,
-              F_ISN0, F_ISN1, F_VLAN):
+    for c in (
+        F_NEXT0,
+        F_NEXT1,
+        F_CARRY0,
+        F_CARRY1,
+        F_NEED0,
+        F_NEED1,
+        F_OHEAD0,
+        F_OHEAD1,
+        F_ISN0,
+        F_ISN1,
+        F_VLAN,
+    ):
         F[rec, c] = -1
     F[rec, F_FRAMER] = -1 if proto == 6 else FR.NONE
     other = 1 - side
@@ -550,7 +761,7 @@ def _create(slot, k0, k1, k2, k3, k4, side, proto, flags, sport, dport, F, K, S,
     elif proto == 6 and (flags & 0x12) == 0x12:
         F[rec, F_CLIENT] = other
         F[rec, F_HOW] = HOW_SYNACK
-    elif (proto == 1 or proto == 58):
+    elif proto == 1 or proto == 58:
         F[rec, F_CLIENT] = side
         F[rec, F_HOW] = HOW_FIRST
     elif _is_service(dport) and not _is_service(sport):
@@ -569,9 +780,34 @@ def _create(slot, k0, k1, k2, k3, k4, side, proto, flags, sport, dport, F, K, S,
 
 
 @njit(cache=True, _nrt=False, nogil=True)
-def track(start, frame0, ts, wire, cols, addrs, buf,
-          F, K, S, M, FREE, SPOOL, SFREE, BPOOL, BFREE, O, OFREE,
-          P, A, G, EF, EK, pkt_flow, pkt_side, pkt_orig):
+def track(
+    start,
+    frame0,
+    ts,
+    wire,
+    cols,
+    addrs,
+    buf,
+    F,
+    K,
+    S,
+    M,
+    FREE,
+    SPOOL,
+    SFREE,
+    BPOOL,
+    BFREE,
+    OQ,
+    OFREE,
+    P,
+    A,
+    G,
+    EF,
+    EK,
+    pkt_flow,
+    pkt_side,
+    pkt_orig,
+):
     """Process packets ``start..n-1`` of a chunk. Returns (next packet, status)."""
     n = ts.shape[0]
     for i in range(start, n):
@@ -585,8 +821,12 @@ def track(start, frame0, ts, wire, cols, addrs, buf,
             return i, NEED_BIG
         if M[M_OFREE] < 2:
             return i, NEED_OOO
-        if (M[M_PN] + WORST_PDUS > P.shape[0] or M[M_AN] + WORST_ARENA > A.shape[0]
-                or M[M_GN] + 2 * OOO_MAX + 16 > G.shape[0] or M[M_EN] + 2 > EF.shape[0]):
+        if (
+            M[M_PN] + WORST_PDUS > P.shape[0]
+            or M[M_AN] + WORST_ARENA > A.shape[0]
+            or M[M_GN] + 2 * OOO_MAX + 16 > G.shape[0]
+            or M[M_EN] + 2 > EF.shape[0]
+        ):
             return i, NEED_OUT
         pkt_flow[i] = -1
         pkt_side[i] = 0
@@ -607,20 +847,33 @@ def track(start, frame0, ts, wire, cols, addrs, buf,
         if s_hi < d_hi or (s_hi == d_hi and (s_lo < d_lo or (s_lo == d_lo and sp <= dp))):
             side = 0
             k0, k1, k2, k3 = s_hi, s_lo, d_hi, d_lo
-            k4 = (np.uint64(sp) << np.uint64(24)) | (np.uint64(dp) << np.uint64(8)) | np.uint64(proto)
+            k4 = (
+                (np.uint64(sp) << np.uint64(24))
+                | (np.uint64(dp) << np.uint64(8))
+                | np.uint64(proto)
+            )
         else:
             side = 1
             k0, k1, k2, k3 = d_hi, d_lo, s_hi, s_lo
-            k4 = (np.uint64(dp) << np.uint64(24)) | (np.uint64(sp) << np.uint64(8)) | np.uint64(proto)
+            k4 = (
+                (np.uint64(dp) << np.uint64(24))
+                | (np.uint64(sp) << np.uint64(8))
+                | np.uint64(proto)
+            )
         flags = cols[i, L.TCP_FLAGS]
         seq32 = cols[i, L.SEQ]
         frame = frame0 + i
         t = ts[i]
         rec, slot = _find(S, K, k0, k1, k2, k3, k4)
-        if (rec >= 0 and proto == 6 and (flags & 0x12) == 0x02 and F[rec, F_CLOSED] != 0
-                and F[rec, F_ISN0 + side] != seq32):
+        if (
+            rec >= 0
+            and proto == 6
+            and (flags & 0x12) == 0x02
+            and F[rec, F_CLOSED] != 0
+            and F[rec, F_ISN0 + side] != seq32
+        ):
             # A new connection reuses the 4-tuple of a closed one.
-            _retire(rec, F, K, S, M, FREE, SPOOL, BPOOL, SFREE, BFREE, O, OFREE, P, A, G, EF, EK)
+            _retire(rec, F, K, S, M, FREE, SPOOL, BPOOL, SFREE, BFREE, OQ, OFREE, P, A, G, EF, EK)
             rec, slot = _find(S, K, k0, k1, k2, k3, k4)
         if rec < 0:
             rec = _create(slot, k0, k1, k2, k3, k4, side, proto, flags, sp, dp, F, K, S, M, FREE)
@@ -651,8 +904,30 @@ def track(start, frame0, ts, wire, cols, addrs, buf,
                 paylen = cols[i, L.PAY_LEN]
                 if F[rec, F_FRAMER] < 0 and paylen > 0:
                     F[rec, F_FRAMER] = FR.detect(buf, po, paylen, sp, dp)
-                _segment(rec, side, dseq, seglen, buf, po, paylen, frame, t, i,
-                         F, K, M, SPOOL, BPOOL, SFREE, BFREE, O, OFREE, P, A, G)
+                _segment(
+                    rec,
+                    side,
+                    dseq,
+                    seglen,
+                    buf,
+                    po,
+                    paylen,
+                    frame,
+                    t,
+                    i,
+                    F,
+                    K,
+                    M,
+                    SPOOL,
+                    BPOOL,
+                    SFREE,
+                    BFREE,
+                    OQ,
+                    OFREE,
+                    P,
+                    A,
+                    G,
+                )
         pkt_flow[i] = F[rec, F_ID]
         pkt_side[i] = side
         pkt_orig[i] = 1 if side == F[rec, F_CLIENT] else 0
@@ -660,16 +935,41 @@ def track(start, frame0, ts, wire, cols, addrs, buf,
 
 
 @njit(cache=True, _nrt=False, nogil=True)
-def expire(start, now, idle_timeout, closed_timeout, everything,
-           F, K, S, M, FREE, SPOOL, SFREE, BPOOL, BFREE, O, OFREE, P, A, G, EF, EK):
+def expire(
+    start,
+    now,
+    idle_timeout,
+    closed_timeout,
+    everything,
+    F,
+    K,
+    S,
+    M,
+    FREE,
+    SPOOL,
+    SFREE,
+    BPOOL,
+    BFREE,
+    OQ,
+    OFREE,
+    P,
+    A,
+    G,
+    EF,
+    EK,
+):
     """Retire idle flows (all of them when ``everything``). Returns (next record, status)."""
     for r in range(start, F.shape[0]):
         if F[r, F_ID] < 0:
             continue
         idle = now - F[r, F_LAST_TS]
         if everything or idle > idle_timeout or (F[r, F_CLOSED] != 0 and idle > closed_timeout):
-            if (M[M_PN] + WORST_PDUS > P.shape[0] or M[M_AN] + WORST_ARENA > A.shape[0]
-                    or M[M_GN] + 2 * OOO_MAX + 16 > G.shape[0] or M[M_EN] + 2 > EF.shape[0]):
+            if (
+                M[M_PN] + WORST_PDUS > P.shape[0]
+                or M[M_AN] + WORST_ARENA > A.shape[0]
+                or M[M_GN] + 2 * OOO_MAX + 16 > G.shape[0]
+                or M[M_EN] + 2 > EF.shape[0]
+            ):
                 return r, NEED_OUT
-            _retire(r, F, K, S, M, FREE, SPOOL, BPOOL, SFREE, BFREE, O, OFREE, P, A, G, EF, EK)
+            _retire(r, F, K, S, M, FREE, SPOOL, BPOOL, SFREE, BFREE, OQ, OFREE, P, A, G, EF, EK)
     return F.shape[0], DONE

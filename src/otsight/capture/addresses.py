@@ -42,7 +42,7 @@ def ip_array(hi: np.ndarray, lo: np.ndarray) -> pa.DictionaryArray:
     if hi.shape[0] == 0:
         return _dictionary(np.empty(0, np.int32), [])
     codes, uh, ul = dict_encode_pairs(hi, lo)
-    strings = [format_ip(int(h), int(v)) for h, v in zip(uh, ul)]
+    strings = [format_ip(int(h), int(v)) for h, v in zip(uh, ul, strict=False)]
     return _dictionary(codes, strings)
 
 

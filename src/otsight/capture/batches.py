@@ -22,8 +22,21 @@ _HOW = {T.HOW_SYN: "syn", T.HOW_SYNACK: "synack", T.HOW_PORT: "port", T.HOW_FIRS
 _ARP_OPS = {1: "request", 2: "reply", 3: "rarp_request", 4: "rarp_reply"}
 
 # conn_state codes, indexed by the small integer computed in _conn_state
-_STATES = ["OTH", "S0", "S1", "SF", "REJ", "S2", "S3", "RSTO", "RSTR", "RSTOS0", "RSTRH", "SH",
-           "SHR"]
+_STATES = [
+    "OTH",
+    "S0",
+    "S1",
+    "SF",
+    "REJ",
+    "S2",
+    "S3",
+    "RSTO",
+    "RSTR",
+    "RSTOS0",
+    "RSTRH",
+    "SH",
+    "SHR",
+]
 
 
 def _ts(ns: np.ndarray) -> pa.Array:
@@ -175,8 +188,13 @@ def stream_weird_batch(capture: str, G: np.ndarray) -> pa.RecordBatch:
         "dst_port": pa.array(G[:, T.G_DPORT].astype(np.int32)),
         "flow_id": pa.array(G[:, T.G_FLOW]),
         "name": names_array(STREAM_WEIRD_BASE + G[:, T.G_KIND], WEIRD_NAMES),
-        "detail": pa.array([f"seq {int(s)}, {int(ln)} bytes"
-                            for s, ln in zip(G[:, T.G_SEQ], G[:, T.G_LEN])], type=pa.string()),
+        "detail": pa.array(
+            [
+                f"seq {int(s)}, {int(ln)} bytes"
+                for s, ln in zip(G[:, T.G_SEQ], G[:, T.G_LEN], strict=False)
+            ],
+            type=pa.string(),
+        ),
         "layer": constant_string("tcp_stream", n),
     }
     return pa.RecordBatch.from_pydict(batch, schema=E.WEIRD)
@@ -196,7 +214,7 @@ def arp_batch(capture: str, chunk, cols: np.ndarray) -> tuple[pa.RecordBatch, np
     idx = np.flatnonzero(is_arp)
     l3 = cols[idx, L.L3_OFF]
     end = chunk.offset[idx] + chunk.caplen[idx]
-    ok = (l3 + 28 <= end)
+    ok = l3 + 28 <= end
     if ok.any():
         ok &= (_gather(chunk.buf, l3, 2) == 1) & (chunk.buf[l3 + 4] == 6) & (chunk.buf[l3 + 5] == 4)
     short = idx[~ok]
@@ -221,7 +239,9 @@ def arp_batch(capture: str, chunk, cols: np.ndarray) -> tuple[pa.RecordBatch, np
     return pa.RecordBatch.from_pydict(batch, schema=E.ARP), short
 
 
-def lldp_batch(capture: str, chunk, cols: np.ndarray) -> tuple[pa.RecordBatch, list[tuple[int, str]]]:
+def lldp_batch(
+    capture: str, chunk, cols: np.ndarray
+) -> tuple[pa.RecordBatch, list[tuple[int, str]]]:
     """LLDP frames decoded in Python (rare). Returns the batch and (index, reason) problems."""
     idx = np.flatnonzero(cols[:, L.ETHERTYPE] == L.ETH_LLDP)
     rows: dict[str, list] = {f.name: [] for f in E.LLDP}
@@ -238,9 +258,17 @@ def lldp_batch(capture: str, chunk, cols: np.ndarray) -> tuple[pa.RecordBatch, l
         rows["src_mac"].append(int(cols[i, L.ETH_SRC]))
         v = int(cols[i, L.VLAN1])
         rows["vlan"].append(v if v >= 0 else None)
-        for key in ("chassis_id", "chassis_id_subtype", "port_id", "port_id_subtype", "ttl",
-                    "port_description", "system_name", "system_description",
-                    "management_address"):
+        for key in (
+            "chassis_id",
+            "chassis_id_subtype",
+            "port_id",
+            "port_id_subtype",
+            "ttl",
+            "port_description",
+            "system_name",
+            "system_description",
+            "management_address",
+        ):
             rows[key].append(info.get(key))
     n = len(idx)
     batch = dict(rows)

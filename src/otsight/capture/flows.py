@@ -66,7 +66,7 @@ class FlowTable:
         self.BPOOL = np.zeros(8 * T.BIG, dtype=np.uint8)
         self.BFREE = _stack(8)
         self.M[T.M_BFREE] = 8
-        self.O = np.zeros((256, T.NO), dtype=np.int64)
+        self.OQ = np.zeros((256, T.NO), dtype=np.int64)
         self.OFREE = _stack(256)
         self.M[T.M_OFREE] = 256
         self.max_live = 0
@@ -126,13 +126,13 @@ class FlowTable:
             self.SPOOL, self.SFREE = new_pool, new_free
 
     def _grow_ooo(self) -> None:
-        old = self.O.shape[0]
-        O = np.zeros((2 * old, T.NO), dtype=np.int64)
-        O[:old] = self.O
+        old = self.OQ.shape[0]
+        OQ = np.zeros((2 * old, T.NO), dtype=np.int64)
+        OQ[:old] = self.OQ
         top = int(self.M[T.M_OFREE])
         self.OFREE = self._grow_stack(self.OFREE, top, old, 2 * old)
         self.M[T.M_OFREE] = top + old
-        self.O = O
+        self.OQ = OQ
 
     def _grow(self, status: int, out: _Outputs) -> None:
         if status == T.NEED_RECORDS:
@@ -152,8 +152,19 @@ class FlowTable:
 
     # -- processing ----------------------------------------------------------------------
     def _state(self) -> tuple:
-        return (self.F, self.K, self.S, self.M, self.FREE, self.SPOOL, self.SFREE,
-                self.BPOOL, self.BFREE, self.O, self.OFREE)
+        return (
+            self.F,
+            self.K,
+            self.S,
+            self.M,
+            self.FREE,
+            self.SPOOL,
+            self.SFREE,
+            self.BPOOL,
+            self.BFREE,
+            self.OQ,
+            self.OFREE,
+        )
 
     def process(self, chunk, cols: np.ndarray, addrs: np.ndarray) -> TrackResult:
         """Track one chunk's packets (``cols``/``addrs`` from the L2–L4 kernel)."""
@@ -165,9 +176,20 @@ class FlowTable:
         pkt_orig = np.empty(n, dtype=np.int8)
         i = 0
         while True:
-            i, status = T.track(i, chunk.first_frame, chunk.ts, chunk.wirelen, cols, addrs,
-                                chunk.buf, *self._state(), *out.arrays(),
-                                pkt_flow, pkt_side, pkt_orig)
+            i, status = T.track(
+                i,
+                chunk.first_frame,
+                chunk.ts,
+                chunk.wirelen,
+                cols,
+                addrs,
+                chunk.buf,
+                *self._state(),
+                *out.arrays(),
+                pkt_flow,
+                pkt_side,
+                pkt_orig,
+            )
             if status == T.DONE:
                 break
             self._grow(status, out)
@@ -187,8 +209,15 @@ class FlowTable:
     def _sweep(self, now: int, everything: bool, out: _Outputs) -> None:
         r = 0
         while True:
-            r, status = T.expire(r, now, self.idle_timeout, self.closed_timeout, everything,
-                                 *self._state(), *out.arrays())
+            r, status = T.expire(
+                r,
+                now,
+                self.idle_timeout,
+                self.closed_timeout,
+                everything,
+                *self._state(),
+                *out.arrays(),
+            )
             if status == T.DONE:
                 return
             out.grow(self.M)
@@ -209,8 +238,10 @@ class _Outputs:
         self.EK = np.empty((64, 5), dtype=np.uint64)
 
     def fits(self, n_packets: int, payload_bytes: int) -> bool:
-        return (self.P.shape[0] >= 2 * n_packets + T.WORST_PDUS + 64
-                and self.A.shape[0] >= min(payload_bytes, 64 << 20) + 2 * T.WORST_ARENA)
+        return (
+            self.P.shape[0] >= 2 * n_packets + T.WORST_PDUS + 64
+            and self.A.shape[0] >= min(payload_bytes, 64 << 20) + 2 * T.WORST_ARENA
+        )
 
     def arrays(self) -> tuple:
         return self.P, self.A, self.G, self.EF, self.EK
@@ -238,5 +269,13 @@ class _Outputs:
 
     def result(self, M, pkt_flow, pkt_side, pkt_orig) -> TrackResult:
         pn, an, gn, en = (int(M[k]) for k in (T.M_PN, T.M_AN, T.M_GN, T.M_EN))
-        return TrackResult(self.P[:pn], self.A[:an], self.G[:gn], self.EF[:en],
-                           self.EK[:en], pkt_flow, pkt_side, pkt_orig)
+        return TrackResult(
+            self.P[:pn],
+            self.A[:an],
+            self.G[:gn],
+            self.EF[:en],
+            self.EK[:en],
+            pkt_flow,
+            pkt_side,
+            pkt_orig,
+        )

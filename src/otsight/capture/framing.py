@@ -30,8 +30,19 @@ FRAMER_NAMES = {NONE: ""} | {k: v[0] for k, v in FRAMERS.items()}
 NEED_MORE = -1
 INVALID = -2
 
-_ENIP_COMMANDS = (0x0000, 0x0001, 0x0004, 0x0063, 0x0064, 0x0065, 0x0066, 0x006F, 0x0070,
-                  0x0072, 0x0073)
+_ENIP_COMMANDS = (
+    0x0000,
+    0x0001,
+    0x0004,
+    0x0063,
+    0x0064,
+    0x0065,
+    0x0066,
+    0x006F,
+    0x0070,
+    0x0072,
+    0x0073,
+)
 
 
 @njit(cache=True, inline="always")
@@ -121,14 +132,28 @@ def detect(b, p, n, sport, dport):
         tl = _be16(b, p + 2)
         li = np.int64(b[p + 4])
         code = np.int64(b[p + 5]) & 0xF0
-        if tl >= 7 and li + 5 <= tl and (code == 0xE0 or code == 0xD0 or code == 0xF0
-                                          or code == 0x80 or code == 0xC0 or code == 0x70):
+        if (
+            tl >= 7
+            and li + 5 <= tl
+            and (
+                code == 0xE0
+                or code == 0xD0
+                or code == 0xF0
+                or code == 0x80
+                or code == 0xC0
+                or code == 0x70
+            )
+        ):
             return TPKT
     if n >= 24:
         cmd = _le16(b, p)
         ln = _le16(b, p + 2)
-        opts = (np.int64(b[p + 20]) | (np.int64(b[p + 21]) << 8)
-                | (np.int64(b[p + 22]) << 16) | (np.int64(b[p + 23]) << 24))
+        opts = (
+            np.int64(b[p + 20])
+            | (np.int64(b[p + 21]) << 8)
+            | (np.int64(b[p + 22]) << 16)
+            | (np.int64(b[p + 23]) << 24)
+        )
         known = False
         for c in _ENIP_COMMANDS:
             if cmd == c:

@@ -131,8 +131,11 @@ class CaptureReader:
             written, problem = _gunzip(src, out)
         if problem:
             self.issues.append(
-                CaptureIssue(str(self.path), written,
-                             f"gzip stream {problem}; the {written} bytes before it are read")
+                CaptureIssue(
+                    str(self.path),
+                    written,
+                    f"gzip stream {problem}; the {written} bytes before it are read",
+                )
             )
         return tmp
 
@@ -228,7 +231,9 @@ class CaptureReader:
             del buf
             self._unmap(mm)
             if stop == K.STOP_CORRUPT:
-                self._issue(pos, "corrupt pcap record header (impossible length); rest of file skipped")
+                self._issue(
+                    pos, "corrupt pcap record header (impossible length); rest of file skipped"
+                )
                 return
             if at_eof:
                 if pos < size:
@@ -285,10 +290,16 @@ class CaptureReader:
             self._unmap(mm)
             self.skipped_blocks = int(counters[0])
             if stop == K.STOP_CORRUPT:
-                self._issue(pos, "corrupt pcapng block (bad length or trailer); rest of file skipped")
+                self._issue(
+                    pos, "corrupt pcapng block (bad length or trailer); rest of file skipped"
+                )
                 return
             if stop == K.STOP_BAD_IFACE:
-                self._issue(pos, "pcapng packet names an interface with no description block; rest of file skipped")
+                self._issue(
+                    pos,
+                    "pcapng packet names an interface with no description block; "
+                    "rest of file skipped",
+                )
                 return
             if at_eof:
                 if pos < size:
@@ -316,7 +327,9 @@ class CaptureReader:
             elif magic == b"\x1a\x2b\x3c\x4d":
                 big = True
             else:
-                self._issue(base + rel, f"pcapng section header has bad byte-order magic 0x{magic.hex()}")
+                self._issue(
+                    base + rel, f"pcapng section header has bad byte-order magic 0x{magic.hex()}"
+                )
                 return -1
             ifaces.clear()  # a new section starts a new interface list
         e = ">" if big else "<"
@@ -404,7 +417,12 @@ def _iface_arrays(ifaces: list[_Interface]) -> tuple[np.ndarray, ...]:
     lt = np.zeros(n, dtype=np.int32)
     for i, f in enumerate(ifaces):
         mul[i], div[i], shift[i], off[i], snap[i], lt[i] = (
-            f.mul, f.div, f.shift, f.offset_ns, f.snaplen, f.linktype
+            f.mul,
+            f.div,
+            f.shift,
+            f.offset_ns,
+            f.snaplen,
+            f.linktype,
         )
     return mul, div, shift, off, snap, lt
 

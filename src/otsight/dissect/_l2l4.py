@@ -226,7 +226,14 @@ def _decode_l2l4(buf, off, caplen, linktype, cols, addrs):
             proto = np.int64(buf[p + 6])
             q = p + 40
             bad = False
-            while proto == 0 or proto == 43 or proto == 60 or proto == 44 or proto == 51 or proto == 135:
+            while (
+                proto == 0
+                or proto == 43
+                or proto == 60
+                or proto == 44
+                or proto == 51
+                or proto == 135
+            ):
                 if q + 8 > end:
                     bad = True
                     break

@@ -67,8 +67,9 @@ class Archive:
             # Dictionary-encode only the columns that are dictionaries already: doing it for
             # every integer column triples the cost of writing for no gain in size.
             dict_cols = [f.name for f in schema if pa.types.is_dictionary(f.type)]
-            writer = pq.ParquetWriter(folder / PART, schema, compression="zstd",
-                                      use_dictionary=dict_cols)
+            writer = pq.ParquetWriter(
+                folder / PART, schema, compression="zstd", use_dictionary=dict_cols
+            )
             self._writers[table] = writer
         writer.write_batch(batch)
 

@@ -32,12 +32,14 @@ def connect(root: Path) -> duckdb.DuckDBPyConnection:
             continue
         found = True
         pattern = str(folder / "*.parquet").replace("'", "''")
-        con.execute(f'CREATE VIEW "{folder.name}" AS SELECT * FROM read_parquet(\'{pattern}\')')
+        con.execute(f"CREATE VIEW \"{folder.name}\" AS SELECT * FROM read_parquet('{pattern}')")
     state = root / FILENAME
     if state.exists():
         found = True
         src = sqlite3.connect(state)
-        for (name,) in src.execute("SELECT name FROM sqlite_master WHERE type='table' AND name NOT LIKE 'sqlite_%'"):
+        for (name,) in src.execute(
+            "SELECT name FROM sqlite_master WHERE type='table' AND name NOT LIKE 'sqlite_%'"
+        ):
             cur = src.execute(f'SELECT * FROM "{name}"')
             cols = [d[0] for d in cur.description]
             rows = cur.fetchall()

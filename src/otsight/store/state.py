@@ -63,10 +63,17 @@ class StateDB:
         self.conn.execute(
             "INSERT INTO captures VALUES (?,?,?,?,?,?,?,?,?,?,?)",
             (
-                run_id, info["capture"], info["path"], info.get("format"),
-                int(bool(info.get("compressed"))), info.get("packets"), info.get("bytes"),
-                json.dumps(info.get("linktypes", [])), info.get("first_ts"),
-                info.get("last_ts"), info.get("status", "ok"),
+                run_id,
+                info["capture"],
+                info["path"],
+                info.get("format"),
+                int(bool(info.get("compressed"))),
+                info.get("packets"),
+                info.get("bytes"),
+                json.dumps(info.get("linktypes", [])),
+                info.get("first_ts"),
+                info.get("last_ts"),
+                info.get("status", "ok"),
             ),
         )
         for issue in info.get("issues", []):

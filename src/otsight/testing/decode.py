@@ -58,10 +58,18 @@ def _pdus(res, buf) -> list[Pdu]:
         row = P[j]
         src = format_ip(int(row[T.P_SRC_HI]) & (2**64 - 1), int(row[T.P_SRC_LO]) & (2**64 - 1))
         dst = format_ip(int(row[T.P_DST_HI]) & (2**64 - 1), int(row[T.P_DST_LO]) & (2**64 - 1))
-        out.append(Pdu(int(row[T.P_FRAME]), int(row[T.P_FIRST_FRAME]), int(row[T.P_FLOW]),
-                       bool(row[T.P_ORIG]), FRAMER_NAMES[int(row[T.P_FRAMER])],
-                       (src, int(row[T.P_SPORT])), (dst, int(row[T.P_DPORT])),
-                       res.pdu_bytes(j, buf)))
+        out.append(
+            Pdu(
+                int(row[T.P_FRAME]),
+                int(row[T.P_FIRST_FRAME]),
+                int(row[T.P_FLOW]),
+                bool(row[T.P_ORIG]),
+                FRAMER_NAMES[int(row[T.P_FRAMER])],
+                (src, int(row[T.P_SPORT])),
+                (dst, int(row[T.P_DPORT])),
+                res.pdu_bytes(j, buf),
+            )
+        )
     return out
 
 
@@ -84,7 +92,8 @@ def decode(path: str | Path, packets: bool = False) -> Decoded:
         got["l2_frames"].append(B.l2_frames_batch(label, chunk, cols))
         if packets:
             got["packets"].append(
-                B.packets_batch(label, chunk, cols, addrs, res.pkt_flow, res.pkt_orig))
+                B.packets_batch(label, chunk, cols, addrs, res.pkt_flow, res.pkt_orig)
+            )
     res = flows.finish()
     result.pdus += _pdus(res, res.arena)
     got["flows"].append(B.flows_batch(res.flows, res.flow_keys, label))
