@@ -33,9 +33,17 @@ def _prepare() -> None:
 
 _prepare()
 
-from numba import njit  # noqa: E402  (must follow the cache set-up)
+from typing import Any  # noqa: E402
+
+from numba import njit as _numba_njit  # noqa: E402  (must follow the cache set-up)
 
 __all__ = ["njit", "cache_dir", "kernels_cached"]
+
+
+def njit(*args: Any, **kwargs: Any) -> Any:
+    """``numba.njit``, loosely typed: kernels are checked against their tests and naive
+    twins, and numba's own stubs do not know every option used here (``_nrt``)."""
+    return _numba_njit(*args, **kwargs)
 
 
 def kernels_cached() -> bool:

@@ -155,9 +155,9 @@ def packet_weird_batch(capture: str, chunk, cols, addrs, pkt_flow) -> pa.RecordB
     bad = np.flatnonzero(cols[:, L.STATUS] != 0)
     codes = cols[bad, L.STATUS]
     unsupported = codes == L.UNSUPPORTED_LINKTYPE
-    details = [None] * bad.shape[0]
+    details: list[str | None] = [None] * bad.shape[0]
     for j in np.flatnonzero(unsupported):
-        details[j] = f"link type {int(chunk.linktype[bad[j]])}"
+        details[int(j)] = f"link type {int(chunk.linktype[bad[j]])}"
     flow = pkt_flow[bad]
     batch = {
         "capture": constant_string(capture, bad.shape[0]),
