@@ -175,6 +175,34 @@ def packet_weird_batch(capture: str, chunk, cols, addrs, pkt_flow) -> pa.RecordB
     return pa.RecordBatch.from_pydict(batch, schema=E.WEIRD)
 
 
+def named_packet_weird(
+    capture: str,
+    chunk,
+    cols,
+    addrs,
+    idx: np.ndarray,
+    name: str,
+    layer: str,
+    details: list[str] | None = None,
+) -> pa.RecordBatch:
+    """Weird rows for packets ``idx`` that a later stage (ARP, LLDP) found malformed."""
+    n = idx.shape[0]
+    batch = {
+        "capture": constant_string(capture, n),
+        "frame": pa.array(chunk.first_frame + idx),
+        "ts": _ts(chunk.ts[idx]),
+        "src_ip": ip_array(addrs[idx, L.SRC_HI], addrs[idx, L.SRC_LO]),
+        "dst_ip": ip_array(addrs[idx, L.DST_HI], addrs[idx, L.DST_LO]),
+        "src_port": _ports(cols, idx, L.SPORT),
+        "dst_port": _ports(cols, idx, L.DPORT),
+        "flow_id": pa.nulls(n, pa.int64()),
+        "name": constant_string(name, n),
+        "detail": pa.array(details if details is not None else [None] * n, type=pa.string()),
+        "layer": constant_string(layer, n),
+    }
+    return pa.RecordBatch.from_pydict(batch, schema=E.WEIRD)
+
+
 def stream_weird_batch(capture: str, G: np.ndarray) -> pa.RecordBatch:
     """TCP stream anomalies: gaps, PDUs cut by a gap, bad PDU headers, bytes not captured."""
     n = G.shape[0]

@@ -24,16 +24,17 @@ class Archive:
     """Writes batches on a background thread: compression and file I/O then overlap with
     decoding on the other core. The queue is bounded so memory stays flat."""
 
-    def __init__(self, root: Path, tables: list[str]) -> None:
+    def __init__(self, root: Path, schemas: dict[str, pa.Schema]) -> None:
         self.root = Path(root)
-        self.tables = tables
+        self.schemas = schemas
+        self.tables = list(schemas)
         self._writers: dict[str, pq.ParquetWriter] = {}
-        self.rows: dict[str, int] = {t: 0 for t in tables}
+        self.rows: dict[str, int] = {t: 0 for t in self.tables}
         self._queue: queue.Queue = queue.Queue(maxsize=16)
         self._error: BaseException | None = None
         self._thread = threading.Thread(target=self._drain, name="otsight-archive", daemon=True)
         self.root.mkdir(parents=True, exist_ok=True)
-        for name in events.TABLES:  # a previous run's tables would mix with this one's
+        for name in set(events.TABLES) | set(schemas):  # an old run's tables would mix in
             folder = self.root / name
             if folder.is_dir():
                 shutil.rmtree(folder)
@@ -63,7 +64,7 @@ class Archive:
         if writer is None:
             folder = self.root / table
             folder.mkdir(parents=True, exist_ok=True)
-            schema = events.TABLES[table]
+            schema = self.schemas[table]
             # Dictionary-encode only the columns that are dictionaries already: doing it for
             # every integer column triples the cost of writing for no gain in size.
             dict_cols = [f.name for f in schema if pa.types.is_dictionary(f.type)]
@@ -82,7 +83,7 @@ class Archive:
             if name not in self._writers:
                 folder = self.root / name
                 folder.mkdir(parents=True, exist_ok=True)
-                pq.write_table(events.TABLES[name].empty_table(), folder / PART)
+                pq.write_table(self.schemas[name].empty_table(), folder / PART)
         self._writers.clear()
         if self._error is not None:
             raise RuntimeError(f"writing the event archive failed: {self._error}")

@@ -1,0 +1,231 @@
+"""What every protocol dissector is made of, and what it is given.
+
+A dissector is a class with class-level declarations (its name, the tables it writes, the
+TCP framers whose PDUs it takes, whether it wants UDP datagrams or Ethernet frames) and two
+methods: :meth:`Dissector.process` for each chunk and :meth:`Dissector.finish` at the end
+of a capture. It receives a :class:`ChunkContext`: the chunk's bytes, the L2–L4 columns, the
+framed PDUs, and helpers that build the common envelope of every event row. Hot fields are
+decoded by a numba kernel over arrays of offsets; rare rich PDUs in plain Python.
+
+A dissector never raises on bad bytes: a malformed PDU becomes a ``weird`` row with a reason
+(:meth:`ChunkContext.weird`) and the dissector carries on.
+
+Protocol semantics (code → name, category, ATT&CK for ICS techniques) are declared as
+:class:`Semantics` tables, one per code space, next to the dissector.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Hashable, Iterable
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import numpy as np
+import pyarrow as pa
+
+from otsight import events as E
+from otsight.capture import _track as T
+from otsight.capture.addresses import constant_string, ip_array, names_array
+from otsight.dissect import _l2l4 as L
+
+CATEGORIES = (
+    "read",
+    "write",
+    "control",
+    "program",
+    "firmware",
+    "diagnostic",
+    "discovery",
+    "session",
+)
+
+
+@dataclass(frozen=True)
+class Meaning:
+    """What one protocol code means."""
+
+    name: str
+    category: str | None = None  # None: informative only (e.g. a response code)
+    techniques: tuple[str, ...] = ()
+
+
+class Semantics:
+    """One code space of one protocol (e.g. Modbus function codes), declared as data."""
+
+    def __init__(self, protocol: str, space: str, rows: dict[Hashable, Any]) -> None:
+        self.protocol = protocol
+        self.space = space
+        self.rows: dict[Hashable, Meaning] = {}
+        for code, value in rows.items():
+            if isinstance(value, Meaning):
+                meaning = value
+            elif isinstance(value, str):
+                meaning = Meaning(value)
+            else:
+                name, category, *rest = value
+                techniques = tuple(rest[0]) if rest else ()
+                meaning = Meaning(name, category, techniques)
+            if meaning.category is not None and meaning.category not in CATEGORIES:
+                raise ValueError(
+                    f"{protocol}.{space}[{code!r}]: unknown category {meaning.category!r}"
+                )
+            self.rows[code] = meaning
+
+    def __contains__(self, code: Hashable) -> bool:
+        return code in self.rows
+
+    def __getitem__(self, code: Hashable) -> Meaning:
+        return self.rows[code]
+
+    def name(self, code: Hashable, default: str | None = None) -> str:
+        m = self.rows.get(code)
+        if m is not None:
+            return m.name
+        return default if default is not None else f"unknown_{code}"
+
+    def names(self, codes: np.ndarray) -> pa.DictionaryArray:
+        """Vectorised: integer codes → names (unknown codes as 'unknown_N')."""
+        lookup = {int(k): v.name for k, v in self.rows.items() if isinstance(k, int)}
+        uniq = np.unique(codes) if codes.shape[0] else codes
+        for u in uniq:
+            lookup.setdefault(int(u), f"unknown_{int(u)}")
+        return names_array(codes.astype(np.int64, copy=False), lookup)
+
+    def techniques(self) -> set[str]:
+        return {t for m in self.rows.values() for t in m.techniques}
+
+
+@dataclass
+class ChunkContext:
+    """Everything a dissector may read for one chunk of one capture."""
+
+    capture: str
+    chunk: Any  # otsight.capture.pcap.Chunk
+    cols: np.ndarray
+    addrs: np.ndarray
+    track: Any  # otsight.capture.flows.TrackResult
+    weird_batches: list[pa.RecordBatch] = field(default_factory=list)
+
+    # -- selecting what to decode ------------------------------------------------------------
+    def pdus(self, framer: int) -> np.ndarray:
+        """Indices (into ``track.pdus``) of the framed PDUs of one framer."""
+        return np.flatnonzero(self.track.pdus[:, T.P_FRAMER] == framer)
+
+    def pdu_bytes(self, j: int) -> bytes:
+        return self.track.pdu_bytes(int(j), self.chunk.buf)
+
+    def pdu_locations(self, idx: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(in_arena, offset, length) of PDUs ``idx``: kernels read ``arena`` or ``buf``."""
+        P = self.track.pdus
+        return (
+            P[idx, T.P_IN_ARENA].astype(np.int64),
+            P[idx, T.P_OFF].astype(np.int64),
+            P[idx, T.P_LEN].astype(np.int64),
+        )
+
+    def udp(self, min_payload: int = 1) -> np.ndarray:
+        """Packet indices of UDP datagrams with a payload (dissectors probe the content)."""
+        c = self.cols
+        return np.flatnonzero(
+            (c[:, L.PROTO] == 17) & (c[:, L.PAY_LEN] >= min_payload) & (c[:, L.IPVER] != 0)
+        )
+
+    def ethertype(self, value: int) -> np.ndarray:
+        return np.flatnonzero(self.cols[:, L.ETHERTYPE] == value)
+
+    # -- building rows ----------------------------------------------------------------------
+    def pdu_envelope(self, idx: np.ndarray) -> dict[str, pa.Array]:
+        """The common columns of rows that come from framed PDUs ``idx``."""
+        P = self.track.pdus
+        n = idx.shape[0]
+        return {
+            "capture": constant_string(self.capture, n),
+            "frame": pa.array(P[idx, T.P_FRAME]),
+            "ts": _ts(P[idx, T.P_TS]),
+            "src_ip": ip_array(
+                P[idx, T.P_SRC_HI].view(np.uint64), P[idx, T.P_SRC_LO].view(np.uint64)
+            ),
+            "dst_ip": ip_array(
+                P[idx, T.P_DST_HI].view(np.uint64), P[idx, T.P_DST_LO].view(np.uint64)
+            ),
+            "src_port": pa.array(P[idx, T.P_SPORT].astype(np.int32)),
+            "dst_port": pa.array(P[idx, T.P_DPORT].astype(np.int32)),
+            "flow_id": pa.array(P[idx, T.P_FLOW]),
+            "is_orig": pa.array(P[idx, T.P_ORIG] != 0),
+        }
+
+    def packet_envelope(self, pkt: np.ndarray) -> dict[str, pa.Array]:
+        """The common columns of rows that come from whole packets ``pkt`` (UDP, L2)."""
+        c, a = self.cols, self.addrs
+        n = pkt.shape[0]
+        has_ports = (c[pkt, L.PROTO] == 6) | (c[pkt, L.PROTO] == 17)
+        flow = self.track.pkt_flow[pkt]
+        return {
+            "capture": constant_string(self.capture, n),
+            "frame": pa.array(self.chunk.first_frame + pkt),
+            "ts": _ts(self.chunk.ts[pkt]),
+            "src_ip": ip_array(a[pkt, L.SRC_HI], a[pkt, L.SRC_LO]),
+            "dst_ip": ip_array(a[pkt, L.DST_HI], a[pkt, L.DST_LO]),
+            "src_port": pa.array(c[pkt, L.SPORT].astype(np.int32), mask=~has_ports),
+            "dst_port": pa.array(c[pkt, L.DPORT].astype(np.int32), mask=~has_ports),
+            "flow_id": pa.array(flow, mask=flow < 0),
+            "is_orig": pa.array(self.track.pkt_orig[pkt] != 0),
+        }
+
+    def weird(
+        self,
+        envelope: dict[str, pa.Array],
+        names: Iterable[str],
+        details: Iterable[str | None],
+        layer: str,
+    ) -> None:
+        """Record malformed PDUs (rows of ``envelope``) as weird rows with reasons."""
+        names = list(names)
+        n = len(names)
+        if n == 0:
+            return
+        batch = {
+            k: envelope[k]
+            for k in (
+                "capture",
+                "frame",
+                "ts",
+                "src_ip",
+                "dst_ip",
+                "src_port",
+                "dst_port",
+                "flow_id",
+            )
+        }
+        batch["name"] = pa.array(names, type=pa.string()).dictionary_encode()
+        batch["detail"] = pa.array(list(details), type=pa.string())
+        batch["layer"] = constant_string(layer, n)
+        self.weird_batches.append(pa.RecordBatch.from_pydict(batch, schema=E.WEIRD))
+
+
+def _ts(ns: np.ndarray) -> pa.Array:
+    return pa.array(ns.astype(np.int64, copy=False), type=pa.timestamp("ns", tz="UTC"))
+
+
+def take_envelope(envelope: dict[str, pa.Array], rows: np.ndarray) -> dict[str, pa.Array]:
+    """The envelope restricted to some of its rows."""
+    ix = pa.array(rows)
+    return {k: v.take(ix) for k, v in envelope.items()}
+
+
+class Dissector:
+    """Base class of protocol dissectors (see the module docstring)."""
+
+    name: ClassVar[str]
+    tables: ClassVar[dict[str, pa.Schema]]
+    framers: ClassVar[tuple[int, ...]] = ()
+    wants_udp: ClassVar[bool] = False
+    ethertypes: ClassVar[tuple[int, ...]] = ()
+    semantics: ClassVar[tuple[Semantics, ...]] = ()
+
+    def process(self, ctx: ChunkContext) -> dict[str, pa.RecordBatch]:
+        raise NotImplementedError
+
+    def finish(self, capture: str) -> dict[str, pa.RecordBatch]:
+        """Rows held back until the end of the capture (e.g. unanswered requests)."""
+        return {}

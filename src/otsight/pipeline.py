@@ -1,0 +1,193 @@
+"""One capture through every decode stage, as a stream of (table, record batch).
+
+reader → L2–L4 kernel → flows and reassembly → foundation tables → protocol dissectors.
+``otsight analyze`` writes the stream to the archive; tests keep it in memory. A dissector
+that fails on some input is reported and switched off for the rest of the capture; the
+other stages carry on.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+
+from otsight.capture import batches as B
+from otsight.capture.flows import FlowTable, TrackResult
+from otsight.capture.linktypes import is_decoded, linktype_name
+from otsight.capture.pcap import CaptureReader
+from otsight.dissect import _l2l4 as L
+from otsight.dissect.base import ChunkContext, Dissector
+
+FOUNDATION_TABLES = ["flows", "pdus", "weird", "arp", "lldp", "l2_frames", "packets"]
+
+ChunkHook = Callable[[ChunkContext], None]
+
+
+class CapturePipeline:
+    """Decode one capture; iterate over :meth:`batches` to run it."""
+
+    def __init__(
+        self,
+        path: Path,
+        label: str,
+        tables: set[str],
+        dissectors: list[type[Dissector]],
+        reader: CaptureReader | None = None,
+        on_chunk: ChunkHook | None = None,
+        on_progress: Callable[[int], None] | None = None,
+    ) -> None:
+        self.path = Path(path)
+        self.label = label
+        self.tables = tables
+        self.reader = reader or CaptureReader(self.path)
+        self.flows = FlowTable()
+        self.dissectors = [d() for d in dissectors if any(t in tables for t in d.tables)]
+        self.failures: list[str] = []
+        self.on_chunk = on_chunk
+        self.on_progress = on_progress
+        self.linktype_packets: dict[int, int] = {}
+        self.first_ts: int | None = None
+        self.last_ts: int | None = None
+        self.bytes = 0
+
+    # -- stages --------------------------------------------------------------------------
+    def batches(self) -> Iterator[tuple[str, pa.RecordBatch]]:
+        for chunk in self.reader.chunks():
+            cols, addrs = L.decode_l2l4(chunk.buf, chunk.offset, chunk.caplen, chunk.linktype)
+            res = self.flows.process(chunk, cols, addrs)
+            yield from self._tracked(res)
+            yield from self._packets(chunk, cols, addrs, res)
+            ctx = ChunkContext(self.label, chunk, cols, addrs, res)
+            yield from self._dissect(ctx)
+            if self.on_chunk is not None:
+                self.on_chunk(ctx)
+            self._account(chunk)
+            if self.on_progress is not None:
+                self.on_progress(self.reader.packets)
+        # Flows still open end now; PDUs they held back (out-of-order data) come out here.
+        res = self.flows.finish()
+        yield from self._tracked(res)
+        ctx = ChunkContext(self.label, _NoPackets(res.arena), _EMPTY_COLS, _EMPTY_ADDRS, res)
+        yield from self._dissect(ctx)
+        if self.on_chunk is not None:
+            self.on_chunk(ctx)
+        for d in self.dissectors:
+            yield from self._guarded(d, lambda d=d: d.finish(self.label))
+
+    def _tracked(self, res: TrackResult) -> Iterator[tuple[str, pa.RecordBatch]]:
+        if res.flows.shape[0]:
+            yield "flows", B.flows_batch(res.flows, res.flow_keys, self.label)
+        if res.pdus.shape[0] and "pdus" in self.tables:
+            yield "pdus", B.pdus_batch(res.pdus, self.label)
+        if res.gaps.shape[0]:
+            yield "weird", B.stream_weird_batch(self.label, res.gaps)
+
+    def _packets(self, chunk, cols, addrs, res) -> Iterator[tuple[str, pa.RecordBatch]]:
+        status = cols[:, L.STATUS]
+        if status.any():
+            yield "weird", B.packet_weird_batch(self.label, chunk, cols, addrs, res.pkt_flow)
+        et = cols[:, L.ETHERTYPE]
+        if (et == L.ETH_ARP).any():
+            arp, short = B.arp_batch(self.label, chunk, cols)
+            yield "arp", arp
+            if short.shape[0]:
+                yield (
+                    "weird",
+                    B.named_packet_weird(self.label, chunk, cols, addrs, short, "bad_arp", "arp"),
+                )
+        if (et == L.ETH_LLDP).any():
+            lldp, problems = B.lldp_batch(self.label, chunk, cols)
+            yield "lldp", lldp
+            if problems:
+                idx = np.array([i for i, _ in problems], dtype=np.int64)
+                yield (
+                    "weird",
+                    B.named_packet_weird(
+                        self.label,
+                        chunk,
+                        cols,
+                        addrs,
+                        idx,
+                        "bad_lldp",
+                        "lldp",
+                        [p for _, p in problems],
+                    ),
+                )
+        l2 = B.l2_frames_batch(self.label, chunk, cols)
+        if l2.num_rows:
+            yield "l2_frames", l2
+        if "packets" in self.tables:
+            yield (
+                "packets",
+                B.packets_batch(self.label, chunk, cols, addrs, res.pkt_flow, res.pkt_orig),
+            )
+
+    def _dissect(self, ctx: ChunkContext) -> Iterator[tuple[str, pa.RecordBatch]]:
+        for d in self.dissectors:
+            yield from self._guarded(d, lambda d=d: d.process(ctx))
+        for batch in ctx.weird_batches:
+            yield "weird", batch
+        ctx.weird_batches.clear()
+
+    def _guarded(self, d: Dissector, call) -> Iterator[tuple[str, pa.RecordBatch]]:
+        if d in self._disabled:
+            return
+        try:
+            out = call()
+        except Exception as exc:  # noqa: BLE001 - one broken dissector must not stop the rest
+            self._disabled.add(d)
+            self.failures.append(
+                f"dissector {d.name} failed ({type(exc).__name__}: {exc}); "
+                f"switched off for the rest of {self.label}"
+            )
+            return
+        for table, batch in out.items():
+            if batch.num_rows and table in self.tables:
+                yield table, batch
+
+    @property
+    def _disabled(self) -> set[Dissector]:
+        if not hasattr(self, "_off"):
+            self._off: set[Dissector] = set()
+        return self._off
+
+    def _account(self, chunk) -> None:
+        if not chunk.count:
+            return
+        lts, counts = np.unique(chunk.linktype, return_counts=True)
+        for lt, c in zip(lts, counts, strict=True):
+            self.linktype_packets[int(lt)] = self.linktype_packets.get(int(lt), 0) + int(c)
+        lo, hi = int(chunk.ts.min()), int(chunk.ts.max())
+        self.first_ts = lo if self.first_ts is None else min(self.first_ts, lo)
+        self.last_ts = hi if self.last_ts is None else max(self.last_ts, hi)
+        self.bytes += int(chunk.wirelen.sum())
+
+    # -- after the run -------------------------------------------------------------------
+    def unsupported_linktypes(self) -> dict[int, int]:
+        return {lt: c for lt, c in self.linktype_packets.items() if not is_decoded(lt)}
+
+    def linktypes(self) -> list[dict]:
+        return [
+            {"linktype": lt, "name": linktype_name(lt), "packets": c}
+            for lt, c in sorted(self.linktype_packets.items())
+        ]
+
+
+class _NoPackets:
+    """The end-of-capture context: PDUs flushed from ended flows live in the arena only."""
+
+    first_frame = 0
+    count = 0
+
+    def __init__(self, arena: np.ndarray) -> None:
+        self.buf = arena
+        self.ts = np.zeros(0, np.int64)
+        self.linktype = np.zeros(0, np.int32)
+        self.wirelen = np.zeros(0, np.int64)
+
+
+_EMPTY_COLS = np.zeros((0, L.NCOLS), np.int64)
+_EMPTY_ADDRS = np.zeros((0, 4), np.uint64)
