@@ -178,6 +178,59 @@ PACKETS = _schema(
     "Per-packet L2–L4 fields (written only with --packets: large).",
 )
 
+# ---- industrial protocol tables -----------------------------------------------------------
+# Every protocol row carries the envelope, the addresses, the flow and its direction.
+PDU_COMMON = (
+    ENVELOPE
+    + ADDRESSES
+    + [
+        pa.field("flow_id", pa.int64()),
+        pa.field("is_orig", pa.bool_()),  # sent by the flow's initiator
+    ]
+)
+_REQUEST_MATCH = [
+    pa.field("request_frame", pa.int64()),  # on responses: the frame of the request
+    pa.field("latency", pa.float64()),  # on responses: seconds since the request
+]
+
+MODBUS = _schema(
+    "modbus",
+    PDU_COMMON
+    + [
+        pa.field("is_request", pa.bool_()),
+        pa.field("trans_id", pa.int32()),
+        pa.field("unit_id", pa.int16()),
+        pa.field("func_code", pa.int16()),  # 7-bit; exceptions set exception_code
+        pa.field("func_name", _STR),
+        pa.field("category", _STR),
+        pa.field("exception_code", pa.int16()),
+        pa.field("exception_name", _STR),
+        pa.field("start_address", pa.int32()),  # responses carry their request's
+        pa.field("quantity", pa.int32()),
+        pa.field("byte_count", pa.int32()),
+        pa.field("values", pa.list_(pa.int32())),  # registers or coil bits, read or written
+        pa.field("write_address", pa.int32()),  # FC 23
+        pa.field("write_quantity", pa.int32()),
+        pa.field("and_mask", pa.int32()),  # FC 22
+        pa.field("or_mask", pa.int32()),
+        pa.field("sub_function", pa.int32()),  # FC 8
+        pa.field("sub_function_name", _STR),
+        pa.field("mei_type", pa.int16()),  # FC 43
+        pa.field("read_device_id_code", pa.int16()),
+        pa.field("object_id", pa.int16()),
+        pa.field(
+            "device_objects",
+            pa.list_(
+                pa.struct([("id", pa.int16()), ("name", pa.string()), ("value", pa.string())])
+            ),
+        ),
+        pa.field("umas_code", pa.int16()),  # FC 90
+        pa.field("umas_name", _STR),
+    ]
+    + _REQUEST_MATCH,
+    "Modbus/TCP PDUs, requests and responses.",
+)
+
 TABLES: dict[str, pa.Schema] = {
     s.metadata[b"otsight.table"].decode(): s
     for s in (FLOWS, PDUS, WEIRD, ARP, LLDP, L2_FRAMES, PACKETS)
