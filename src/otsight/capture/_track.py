@@ -33,8 +33,12 @@ F_CLEN0, F_CLEN1, F_NEED0, F_NEED1, F_DESYNC0, F_DESYNC1 = 23, 24, 25, 26, 27, 2
 F_OOO0, F_OOO1, F_OOOB0, F_OOOB1, F_GAPS, F_GAP_BYTES = 29, 30, 31, 32, 33, 34
 F_RETX, F_PDUS, F_ETH0, F_ETH1, F_SLOT, F_CLOSED = 35, 36, 37, 38, 39, 40
 F_ISN0, F_ISN1, F_FRAMED0, F_FRAMED1, F_SKIPPED = 41, 42, 43, 44, 45
-F_CFRAME0, F_CFRAME1, F_OHEAD0, F_OHEAD1, F_PROTO = 46, 47, 48, 49, 50
-NF = 51
+F_CFRAME0, F_CFRAME1, F_OHEAD0, F_OHEAD1, F_PROTO, F_PROBES = 46, 47, 48, 49, 50, 51
+NF = 52
+
+# A TCP flow's framer is chosen from the content of its first payloads; after this many
+# segments that fit no framer, the flow is left unframed.
+MAX_PROBES = 4
 
 # How the client (initiator) was decided.
 HOW_SYN, HOW_SYNACK, HOW_PORT, HOW_FIRST = 0, 1, 2, 3
@@ -293,7 +297,7 @@ def _deliver(
     F[rec, F_STREAM0 + side] += n
     F[rec, F_NEXT0 + side] += n
     framer = F[rec, F_FRAMER]
-    if framer == FR.NONE:
+    if framer <= FR.NONE:  # no framer, or not decided yet
         return
     i = 0
     while i < n:
@@ -903,7 +907,10 @@ def track(
                 po = cols[i, L.PAY_OFF]
                 paylen = cols[i, L.PAY_LEN]
                 if F[rec, F_FRAMER] < 0 and paylen > 0:
-                    F[rec, F_FRAMER] = FR.detect(buf, po, paylen, sp, dp)
+                    framer = FR.detect(buf, po, paylen, sp, dp)
+                    F[rec, F_PROBES] += 1
+                    if framer != FR.NONE or F[rec, F_PROBES] >= MAX_PROBES:
+                        F[rec, F_FRAMER] = framer
                 _segment(
                     rec,
                     side,

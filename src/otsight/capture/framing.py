@@ -164,8 +164,10 @@ def detect(b, p, n, sport, dport):
     if n >= 8 and _be16(b, p + 2) == 0:
         ln = _be16(b, p + 4)
         fc = np.int64(b[p + 7]) & 0x7F
-        if 2 <= ln <= 254 and 1 <= fc <= 127:
-            if sport == 502 or dport == 502 or 6 + ln == n:
+        if 2 <= ln <= 254:
+            if sport == 502 or dport == 502:
+                return MBAP  # any function code: scanners and fuzzers send 0 and others
+            if 1 <= fc <= 127 and 6 + ln == n:
                 return MBAP
     if n >= 6 and b[p] == 0x68 and b[p + 1] >= 4 and 2 + np.int64(b[p + 1]) <= n:
         ctl = np.int64(b[p + 2])
