@@ -56,7 +56,9 @@ class CapturePipeline:
     # -- stages --------------------------------------------------------------------------
     def batches(self) -> Iterator[tuple[str, pa.RecordBatch]]:
         for chunk in self.reader.chunks():
-            cols, addrs = L.decode_l2l4(chunk.buf, chunk.offset, chunk.caplen, chunk.linktype)
+            cols, addrs = L.decode_l2l4(
+                chunk.buf, chunk.offset, chunk.caplen, chunk.linktype, chunk.wirelen
+            )
             res = self.flows.process(chunk, cols, addrs)
             yield from self._tracked(res)
             yield from self._packets(chunk, cols, addrs, res)

@@ -324,17 +324,7 @@ HOLE_CASES = [
     ("s7comm/ICS-Security-Tools__s7comm_clean.pcap", "tpkt"),
     ("dnp3/icsnpp-dnp3__dnp3_example.pcap", "dnp3"),
     ("iec104/ICS-Security-Tools__JavaRMI_and_IEC_Misc.pcap", "iec104"),
-    pytest.param(
-        "enip/ICS-Security-Tools__EthernetIP-CIP.pcap",
-        "enip",
-        marks=pytest.mark.xfail(
-            strict=True,
-            raises=AssertionError,
-            reason="otsight bug: the EtherNet/IP framer never rejects a header, so after a "
-            "gap it 'resyncs' on the bytes of the next segment whatever they are and emits "
-            "garbage PDUs for the rest of the direction",
-        ),
-    ),
+    ("enip/ICS-Security-Tools__EthernetIP-CIP.pcap", "enip"),
 ]
 
 
@@ -451,13 +441,6 @@ def test_tiny_chunks_and_windows_corpus(corpus, rel):
     _same_decode(corpus / rel, READERS[1])
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="otsight bug: idle-timeout expiry runs once per chunk against the chunk's newest "
-    "timestamp, so whether a flow idle for longer than the timeout is split in two depends "
-    "on where chunk boundaries fall",
-)
 def test_flow_idle_expiry_does_not_depend_on_chunk_size(tmp_path):
     """Modbus flow A idles two hours (idle timeout: one hour) while flow B sends a packet."""
     path = tmp_path / "idle.pcap"

@@ -30,9 +30,19 @@ SEED_CAPTURES = [
 
 def _fuzz(paths: list[Path], mutations: int, timeout: float) -> dict:
     proc = subprocess.run(
-        [sys.executable, "-m", "otsight.testing.fuzz", *map(str, paths),
-         "--mutations", str(mutations), "--seed", "7"],
-        capture_output=True, text=True, timeout=timeout,
+        [
+            sys.executable,
+            "-m",
+            "otsight.testing.fuzz",
+            *map(str, paths),
+            "--mutations",
+            str(mutations),
+            "--seed",
+            "7",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
     )
     assert "Traceback" not in proc.stderr, proc.stderr[-3000:]
     report = json.loads(proc.stdout)
@@ -44,8 +54,15 @@ def test_20k_mutations_of_real_pdus(corpus):
     paths = [Path(corpus) / p for p in SEED_CAPTURES]
     report = _fuzz(paths, 20_000, timeout=600)
     assert report["mutations"] == 20_000 and not report["failures"]
-    assert set(report["kinds"]) == {"bitflip", "boundary", "truncate", "lie16", "lie8",
-                                    "extend", "repeat"}
+    assert set(report["kinds"]) == {
+        "bitflip",
+        "boundary",
+        "truncate",
+        "lie16",
+        "lie8",
+        "extend",
+        "repeat",
+    }
     protocols = set(report["by_protocol"])
     assert {"modbus", "enip", "dnp3", "tpkt", "iec104", "udp:47808", "l2:0x8892"} <= protocols
     assert report["weird"], "mutants must produce weird rows, not vanish"

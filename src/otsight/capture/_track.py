@@ -33,12 +33,12 @@ F_CLEN0, F_CLEN1, F_NEED0, F_NEED1, F_DESYNC0, F_DESYNC1 = 23, 24, 25, 26, 27, 2
 F_OOO0, F_OOO1, F_OOOB0, F_OOOB1, F_GAPS, F_GAP_BYTES = 29, 30, 31, 32, 33, 34
 F_RETX, F_PDUS, F_ETH0, F_ETH1, F_SLOT, F_CLOSED = 35, 36, 37, 38, 39, 40
 F_ISN0, F_ISN1, F_FRAMED0, F_FRAMED1, F_SKIPPED = 41, 42, 43, 44, 45
-F_CFRAME0, F_CFRAME1, F_OHEAD0, F_OHEAD1, F_PROTO, F_PROBES = 46, 47, 48, 49, 50, 51
-NF = 52
+F_CFRAME0, F_CFRAME1, F_OHEAD0, F_OHEAD1, F_PROTO = 46, 47, 48, 49, 50
+NF = 51
 
-# A TCP flow's framer is chosen from the content of its first payloads; after this many
-# segments that fit no framer, the flow is left unframed.
-MAX_PROBES = 4
+# A TCP flow's framer is chosen from the content of the first bytes of its streams; when
+# this many bytes fit no framer, the flow is left unframed.
+DETECT_MAX = 64
 
 # How the client (initiator) was decided.
 HOW_SYN, HOW_SYNACK, HOW_PORT, HOW_FIRST = 0, 1, 2, 3
@@ -293,12 +293,162 @@ def _emit_pdu(P, M, F, K, rec, side, frame, first_frame, ts, in_arena, off, leng
 def _deliver(
     src, so, n, zero_copy, rec, side, frame, ts, pkt, F, K, M, SPOOL, BPOOL, SFREE, BFREE, P, A, G
 ):
-    """Feed ``n`` in-order stream bytes ``src[so:so+n]`` to the flow's framer."""
+    """Account ``n`` in-order stream bytes ``src[so:so+n]`` and feed them to the framer."""
     F[rec, F_STREAM0 + side] += n
     F[rec, F_NEXT0 + side] += n
     framer = F[rec, F_FRAMER]
-    if framer <= FR.NONE:  # no framer, or not decided yet
-        return
+    if framer > FR.NONE:
+        _frame(
+            src,
+            so,
+            n,
+            zero_copy,
+            rec,
+            side,
+            frame,
+            ts,
+            pkt,
+            F,
+            K,
+            M,
+            SPOOL,
+            BPOOL,
+            SFREE,
+            BFREE,
+            P,
+            A,
+            G,
+        )
+    elif framer < 0:
+        _undecided(
+            src, so, n, rec, side, frame, ts, pkt, F, K, M, SPOOL, BPOOL, SFREE, BFREE, P, A, G
+        )
+
+
+@njit(cache=True, _nrt=False)
+def _undecided(src, so, n, rec, side, frame, ts, pkt, F, K, M, SPOOL, BPOOL, SFREE, BFREE, P, A, G):
+    """The flow's protocol is not known yet: buffer the stream's first bytes and decide.
+
+    Deciding on the stream (not on one segment) means that a first segment cut short,
+    even to one byte, cannot hide a flow's protocol.
+    """
+    s = F[rec, F_CARRY0 + side]
+    pa = np.int64(K[rec, 4] >> np.uint64(24)) & 0xFFFF
+    pb = np.int64(K[rec, 4] >> np.uint64(8)) & 0xFFFF
+    sport = pa if side == 0 else pb
+    dport = pb if side == 0 else pa
+    if s < 0:
+        # Nothing buffered: the segment alone usually tells (a whole first PDU).
+        framer = FR.detect(src, so, n, sport, dport)
+        if framer != FR.NONE or n >= DETECT_MAX:
+            _decide(rec, framer, frame, ts, pkt, F, K, M, SPOOL, BPOOL, SFREE, BFREE, P, A, G)
+            if framer > FR.NONE:
+                _frame(
+                    src,
+                    so,
+                    n,
+                    True,
+                    rec,
+                    side,
+                    frame,
+                    ts,
+                    pkt,
+                    F,
+                    K,
+                    M,
+                    SPOOL,
+                    BPOOL,
+                    SFREE,
+                    BFREE,
+                    P,
+                    A,
+                    G,
+                )
+            return
+        s = _slot_alloc(M, SFREE, BFREE, DETECT_MAX)
+        F[rec, F_CARRY0 + side] = s
+        F[rec, F_CLEN0 + side] = 0
+        F[rec, F_CFRAME0 + side] = frame
+    clen = F[rec, F_CLEN0 + side]
+    pool = _slot_pool(SPOOL, BPOOL, s)
+    base = _slot_base(s)
+    take = n if n < DETECT_MAX - clen else DETECT_MAX - clen
+    _copy(pool, base + clen, src, so, take)
+    clen += take
+    F[rec, F_CLEN0 + side] = clen
+    framer = FR.detect(pool, base, clen, sport, dport)
+    if framer == FR.NONE and clen < DETECT_MAX:
+        return  # not enough bytes to say yet
+    _decide(rec, framer, frame, ts, pkt, F, K, M, SPOOL, BPOOL, SFREE, BFREE, P, A, G)
+    if framer > FR.NONE and n > take:
+        _frame(
+            src,
+            so + take,
+            n - take,
+            True,
+            rec,
+            side,
+            frame,
+            ts,
+            pkt,
+            F,
+            K,
+            M,
+            SPOOL,
+            BPOOL,
+            SFREE,
+            BFREE,
+            P,
+            A,
+            G,
+        )
+
+
+@njit(cache=True, _nrt=False)
+def _decide(rec, framer, frame, ts, pkt, F, K, M, SPOOL, BPOOL, SFREE, BFREE, P, A, G):
+    """Fix the flow's framer and replay both directions' buffered first bytes through it."""
+    F[rec, F_FRAMER] = framer
+    first = 0 if F[rec, F_CFRAME0] <= F[rec, F_CFRAME1] else 1
+    for k in range(2):
+        sd = first if k == 0 else 1 - first
+        s = F[rec, F_CARRY0 + sd]
+        if s < 0:
+            continue
+        clen = F[rec, F_CLEN0 + sd]
+        F[rec, F_CARRY0 + sd] = -1
+        F[rec, F_CLEN0 + sd] = 0
+        F[rec, F_NEED0 + sd] = -1
+        if framer > FR.NONE and clen > 0:
+            _frame(
+                _slot_pool(SPOOL, BPOOL, s),
+                _slot_base(s),
+                clen,
+                False,
+                rec,
+                sd,
+                frame,
+                ts,
+                pkt,
+                F,
+                K,
+                M,
+                SPOOL,
+                BPOOL,
+                SFREE,
+                BFREE,
+                P,
+                A,
+                G,
+            )
+        _slot_free(M, SFREE, BFREE, s)
+
+
+@njit(cache=True, inline="always", _nrt=False)
+def _frame(
+    src, so, n, zero_copy, rec, side, frame, ts, pkt, F, K, M, SPOOL, BPOOL, SFREE, BFREE, P, A, G
+):
+    """Cut in-order stream bytes into whole PDUs with the flow's framer."""
+    framer = F[rec, F_FRAMER]
     i = 0
     while i < n:
         clen = F[rec, F_CLEN0 + side]
@@ -428,6 +578,13 @@ def _deliver(
 def _break_stream(rec, side, frame, ts, pkt, F, K, M, SFREE, BFREE, G):
     """Bytes are missing: drop a half-assembled PDU and resynchronise on the next header."""
     s = F[rec, F_CARRY0 + side]
+    if F[rec, F_FRAMER] < 0:  # still deciding the protocol: restart detection after the hole
+        if s >= 0:
+            F[rec, F_SKIPPED] += F[rec, F_CLEN0 + side]
+            _slot_free(M, SFREE, BFREE, s)
+            F[rec, F_CARRY0 + side] = -1
+            F[rec, F_CLEN0 + side] = 0
+        return
     if s >= 0:
         _gap(
             G,
@@ -682,6 +839,8 @@ def _segment(
 @njit(cache=True, _nrt=False)
 def _retire(rec, F, K, S, M, FREE, SPOOL, BPOOL, SFREE, BFREE, OQ, OFREE, P, A, G, EF, EK):
     """End a flow: flush buffered data (holes become gaps), emit its record, free it."""
+    if F[rec, F_FRAMER] < 0:
+        _decide_at_end(rec, F, K, M, SPOOL, BPOOL, SFREE, BFREE, P, A, G)
     for side in range(2):
         _ooo_drain(
             rec, side, 1 << 30, -1, 0, -1, F, K, M, SPOOL, BPOOL, SFREE, BFREE, OQ, OFREE, P, A, G
@@ -717,6 +876,41 @@ def _retire(rec, F, K, S, M, FREE, SPOOL, BPOOL, SFREE, BFREE, OQ, OFREE, P, A, 
     F[rec, F_ID] = -1
     FREE[M[M_FREE]] = rec
     M[M_FREE] += 1
+
+
+@njit(cache=True, _nrt=False)
+def _decide_at_end(rec, F, K, M, SPOOL, BPOOL, SFREE, BFREE, P, A, G):
+    """A flow ends before its protocol was decided: decide on the bytes it sent."""
+    framer = FR.NONE
+    for sd in range(2):
+        s = F[rec, F_CARRY0 + sd]
+        if s >= 0 and framer == FR.NONE:
+            pa = np.int64(K[rec, 4] >> np.uint64(24)) & 0xFFFF
+            pb = np.int64(K[rec, 4] >> np.uint64(8)) & 0xFFFF
+            framer = FR.detect(
+                _slot_pool(SPOOL, BPOOL, s),
+                _slot_base(s),
+                F[rec, F_CLEN0 + sd],
+                pa if sd == 0 else pb,
+                pb if sd == 0 else pa,
+            )
+    _decide(
+        rec,
+        framer,
+        F[rec, F_LAST_FRAME],
+        F[rec, F_LAST_TS],
+        -1,
+        F,
+        K,
+        M,
+        SPOOL,
+        BPOOL,
+        SFREE,
+        BFREE,
+        P,
+        A,
+        G,
+    )
 
 
 @njit(cache=True, inline="always", _nrt=False)
@@ -811,6 +1005,8 @@ def track(
     pkt_flow,
     pkt_side,
     pkt_orig,
+    idle_timeout,
+    closed_timeout,
 ):
     """Process packets ``start..n-1`` of a chunk. Returns (next packet, status)."""
     n = ts.shape[0]
@@ -836,7 +1032,9 @@ def track(
         pkt_side[i] = 0
         pkt_orig[i] = 0
         st = cols[i, L.STATUS]
-        if cols[i, L.IPVER] == 0 or (st != 0 and st != L.SNAPLEN_CUT and st != L.BAD_UDP_LENGTH):
+        if cols[i, L.IPVER] == 0 or (
+            st != 0 and st != L.SNAPLEN_CUT and st != L.BAD_UDP_LENGTH and st != L.TCP_HEADER_CUT
+        ):
             continue
         proto = cols[i, L.PROTO]
         sp = cols[i, L.SPORT]
@@ -879,12 +1077,25 @@ def track(
             # A new connection reuses the 4-tuple of a closed one.
             _retire(rec, F, K, S, M, FREE, SPOOL, BPOOL, SFREE, BFREE, OQ, OFREE, P, A, G, EF, EK)
             rec, slot = _find(S, K, k0, k1, k2, k3, k4)
+        if rec >= 0:
+            # Idle too long: the flow ended (as the periodic sweep would have said). Deciding
+            # here too keeps flows independent of where chunk boundaries fall.
+            idle = t - F[rec, F_LAST_TS]
+            if idle > idle_timeout or (F[rec, F_CLOSED] != 0 and idle > closed_timeout):
+                _retire(
+                    rec, F, K, S, M, FREE, SPOOL, BPOOL, SFREE, BFREE, OQ, OFREE, P, A, G, EF, EK
+                )
+                rec, slot = _find(S, K, k0, k1, k2, k3, k4)
         if rec < 0:
             rec = _create(slot, k0, k1, k2, k3, k4, side, proto, flags, sp, dp, F, K, S, M, FREE)
             F[rec, F_FIRST_TS] = t
+            F[rec, F_LAST_TS] = t
             F[rec, F_FIRST_FRAME] = frame
             F[rec, F_VLAN] = cols[i, L.VLAN1]
-        F[rec, F_LAST_TS] = t
+        if t > F[rec, F_LAST_TS]:  # capture clocks may step back; keep the span positive
+            F[rec, F_LAST_TS] = t
+        elif t < F[rec, F_FIRST_TS]:
+            F[rec, F_FIRST_TS] = t
         F[rec, F_LAST_FRAME] = frame
         F[rec, F_PKTS0 + side] += 1
         F[rec, F_BYTES0 + side] += wire[i]
@@ -906,11 +1117,6 @@ def track(
             if seglen > 0:
                 po = cols[i, L.PAY_OFF]
                 paylen = cols[i, L.PAY_LEN]
-                if F[rec, F_FRAMER] < 0 and paylen > 0:
-                    framer = FR.detect(buf, po, paylen, sp, dp)
-                    F[rec, F_PROBES] += 1
-                    if framer != FR.NONE or F[rec, F_PROBES] >= MAX_PROBES:
-                        F[rec, F_FRAMER] = framer
                 _segment(
                     rec,
                     side,

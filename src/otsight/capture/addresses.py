@@ -25,16 +25,18 @@ def _dictionary(inverse: np.ndarray, strings: list[str | None]) -> pa.Dictionary
     return pa.DictionaryArray.from_arrays(indices, values)
 
 
-def format_ip(hi: int, lo: int) -> str | None:
-    """One 128-bit address (IPv4-mapped for IPv4) as text; None for 'no address'."""
-    if hi == 0 and lo == 0:
-        return None
+def format_ip(hi: int, lo: int) -> str:
+    """One 128-bit address (IPv4-mapped for IPv4) as text."""
     if hi == 0 and (lo >> 32) == 0xFFFF:
         return str(ipaddress.IPv4Address(lo & 0xFFFFFFFF))
     return str(ipaddress.IPv6Address((hi << 64) | lo))
 
 
-def ip_array(hi: np.ndarray, lo: np.ndarray) -> pa.DictionaryArray:
+def ip_array(hi: np.ndarray, lo: np.ndarray, valid: np.ndarray | None = None) -> pa.DictionaryArray:
+    """Addresses as dictionary strings; rows where ``valid`` is False (no IP layer) are null.
+
+    Without ``valid`` every row is an address, including ``::`` (all zeros).
+    """
     from otsight.capture._dictenc import dict_encode_pairs
 
     hi = np.ascontiguousarray(hi, dtype=np.uint64)
@@ -42,8 +44,11 @@ def ip_array(hi: np.ndarray, lo: np.ndarray) -> pa.DictionaryArray:
     if hi.shape[0] == 0:
         return _dictionary(np.empty(0, np.int32), [])
     codes, uh, ul = dict_encode_pairs(hi, lo)
-    strings = [format_ip(int(h), int(v)) for h, v in zip(uh, ul, strict=False)]
-    return _dictionary(codes, strings)
+    strings = [format_ip(int(h), int(v)) for h, v in zip(uh, ul, strict=True)]
+    out = _dictionary(codes, strings)
+    if valid is not None and not valid.all():
+        out = pa.DictionaryArray.from_arrays(pa.array(codes, mask=~valid), out.dictionary)
+    return out
 
 
 def format_mac(value: int) -> str:
@@ -55,6 +60,7 @@ def mac_array(values: np.ndarray) -> pa.DictionaryArray:
     if values.shape[0] == 0:
         return _dictionary(np.empty(0, np.int32), [])
     uniq, inverse = np.unique(values, return_inverse=True)
+    # 0 means "no MAC" (link types without one); 00:00:00:00:00:00 is not seen in practice
     strings: list[str | None] = [format_mac(v) if v else None for v in uniq]
     return _dictionary(inverse.reshape(-1), strings)
 

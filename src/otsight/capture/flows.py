@@ -189,6 +189,8 @@ class FlowTable:
                 pkt_flow,
                 pkt_side,
                 pkt_orig,
+                self.idle_timeout,
+                self.closed_timeout,
             )
             if status == T.DONE:
                 break

@@ -20,7 +20,7 @@ NONE, MBAP, ENIP, TPKT, DNP3, IEC104 = 0, 1, 2, 3, 4, 5
 # id: (name, header bytes needed to know the length, largest legal PDU)
 FRAMERS: dict[int, tuple[str, int, int]] = {
     MBAP: ("modbus", 6, 260),
-    ENIP: ("enip", 4, 65535 + 24),
+    ENIP: ("enip", 24, 65535 + 24),
     TPKT: ("tpkt", 4, 65535),
     DNP3: ("dnp3", 3, 292),
     IEC104: ("iec104", 2, 255),
@@ -60,7 +60,7 @@ def header_bytes(framer):
     if framer == MBAP:
         return 6
     if framer == ENIP:
-        return 4
+        return 24  # the whole header: its command and options fields validate it
     if framer == TPKT:
         return 4
     if framer == DNP3:
@@ -68,6 +68,23 @@ def header_bytes(framer):
     if framer == IEC104:
         return 2
     return 1
+
+
+@njit(cache=True, inline="always")
+def _enip_header_ok(b, p):
+    cmd = _le16(b, p)
+    opts = (
+        np.int64(b[p + 20])
+        | (np.int64(b[p + 21]) << 8)
+        | (np.int64(b[p + 22]) << 16)
+        | (np.int64(b[p + 23]) << 24)
+    )
+    if opts != 0:
+        return False
+    for c in _ENIP_COMMANDS:
+        if cmd == c:
+            return True
+    return False
 
 
 @njit(cache=True, inline="always")
@@ -83,6 +100,8 @@ def pdu_length(framer, b, p, avail):
             return INVALID
         return 6 + n
     if framer == ENIP:
+        if not _enip_header_ok(b, p):
+            return INVALID
         return 24 + _le16(b, p + 2)
     if framer == TPKT:
         if b[p] != 3 or b[p + 1] != 0:

@@ -37,6 +37,8 @@ SNAPLEN_CUT = 7  # headers complete, payload cut by the capture's snap length
 BAD_IP_LENGTH = 8
 BAD_UDP_LENGTH = 9
 UNKNOWN_NULL_FAMILY = 10
+TCP_HEADER_CUT = 11  # fewer than 20 TCP header bytes captured, but the ports are there
+FRAGMENT = 12  # a later IP fragment: no transport header (fragments are not reassembled)
 
 WEIRD_REASONS = {
     UNSUPPORTED_LINKTYPE: "unsupported_link_type",
@@ -49,6 +51,8 @@ WEIRD_REASONS = {
     BAD_IP_LENGTH: "ip_length_below_header",
     BAD_UDP_LENGTH: "bad_udp_length",
     UNKNOWN_NULL_FAMILY: "unknown_loopback_family",
+    TCP_HEADER_CUT: "tcp_header_cut_by_snaplen",
+    FRAGMENT: "ip_fragment_not_reassembled",
 }
 
 ETH_IPV4 = 0x0800
@@ -87,11 +91,12 @@ def _be64u(buf, p):
 
 
 @njit(cache=True, nogil=True)
-def _decode_l2l4(buf, off, caplen, linktype, cols, addrs):
+def _decode_l2l4(buf, off, caplen, wirelen, linktype, cols, addrs):
     n = off.shape[0]
     for i in range(n):
         p = off[i]
         end = p + caplen[i]
+        wire_end = p + wirelen[i]  # a lying IP length cannot claim more than the frame had
         for c in range(NCOLS):
             cols[i, c] = 0
         cols[i, VLAN1] = -1
@@ -195,6 +200,8 @@ def _decode_l2l4(buf, off, caplen, linktype, cols, addrs):
                 cols[i, STATUS] = BAD_IP_LENGTH
                 continue
             ip_end = p + tot
+            if ip_end > wire_end:
+                ip_end = wire_end
             cols[i, IPVER] = 4
             proto = np.int64(buf[p + 9])
             cols[i, PROTO] = proto
@@ -208,6 +215,7 @@ def _decode_l2l4(buf, off, caplen, linktype, cols, addrs):
             q = p + ihl
             if frag_off != 0:
                 proto = -1  # no transport header in a later fragment
+                cols[i, STATUS] = FRAGMENT
         elif et == ETH_IPV6:
             if p + 40 > end:
                 cols[i, STATUS] = TRUNCATED_IP
@@ -217,6 +225,8 @@ def _decode_l2l4(buf, off, caplen, linktype, cols, addrs):
                 continue
             plen = _be16(buf, p + 4)
             ip_end = p + 40 + plen if plen > 0 else end
+            if ip_end > wire_end:
+                ip_end = wire_end
             cols[i, IPVER] = 6
             cols[i, TTL] = buf[p + 7]
             addrs[i, SRC_HI] = _be64u(buf, p + 8)
@@ -244,6 +254,7 @@ def _decode_l2l4(buf, off, caplen, linktype, cols, addrs):
                     q += 8
                     if (fo >> 3) != 0:
                         cols[i, PROTO] = nxt
+                        cols[i, STATUS] = FRAGMENT
                         proto = -1
                         break
                 elif proto == 51:
@@ -262,7 +273,26 @@ def _decode_l2l4(buf, off, caplen, linktype, cols, addrs):
         cap_end = ip_end if ip_end < end else end
         if proto == 6:
             if q + 20 > cap_end:
-                cols[i, STATUS] = TRUNCATED_L4
+                # Keep what the short capture has: ports (and flags) still place the packet
+                # in its flow, and the data offset tells how much payload it carried.
+                if q + 4 > cap_end:
+                    cols[i, STATUS] = TRUNCATED_L4
+                    continue
+                cols[i, STATUS] = TCP_HEADER_CUT
+                cols[i, SPORT] = _be16(buf, q)
+                cols[i, DPORT] = _be16(buf, q + 2)
+                if q + 8 <= cap_end:
+                    cols[i, SEQ] = _be32(buf, q + 4)
+                if q + 12 <= cap_end:
+                    cols[i, ACK] = _be32(buf, q + 8)
+                if q + 14 <= cap_end:
+                    cols[i, TCP_FLAGS] = ((np.int64(buf[q + 12]) & 1) << 8) | np.int64(buf[q + 13])
+                    doff = (np.int64(buf[q + 12]) >> 4) * 4
+                    if doff >= 20 and q + doff <= ip_end:
+                        cols[i, PAY_OFF] = q + doff
+                        cols[i, SEG_LEN] = ip_end - (q + doff)
+                if q + 16 <= cap_end:
+                    cols[i, WIN] = _be16(buf, q + 14)
                 continue
             cols[i, SPORT] = _be16(buf, q)
             cols[i, DPORT] = _be16(buf, q + 2)
@@ -271,8 +301,12 @@ def _decode_l2l4(buf, off, caplen, linktype, cols, addrs):
             doff = (np.int64(buf[q + 12]) >> 4) * 4
             cols[i, TCP_FLAGS] = ((np.int64(buf[q + 12]) & 1) << 8) | np.int64(buf[q + 13])
             cols[i, WIN] = _be16(buf, q + 14)
-            if doff < 20 or q + doff > ip_end:
+            if doff < 20:
                 cols[i, STATUS] = BAD_TCP_OFFSET
+                continue
+            if q + doff > ip_end:  # options run past the frame: no payload, still in its flow
+                cols[i, STATUS] = TCP_HEADER_CUT
+                cols[i, PAY_OFF] = ip_end
                 continue
             po = q + doff
         elif proto == 17 or proto == 136:
@@ -313,10 +347,18 @@ def _decode_l2l4(buf, off, caplen, linktype, cols, addrs):
             cols[i, STATUS] = SNAPLEN_CUT
 
 
-def decode_l2l4(buf: np.ndarray, off: np.ndarray, caplen: np.ndarray, linktype: np.ndarray):
+def decode_l2l4(
+    buf: np.ndarray,
+    off: np.ndarray,
+    caplen: np.ndarray,
+    linktype: np.ndarray,
+    wirelen: np.ndarray | None = None,
+):
     """Decode a chunk's packets; returns (cols, addrs) as described in the module doc."""
+    if wirelen is None:
+        wirelen = caplen
     n = off.shape[0]
     cols = np.empty((n, NCOLS), dtype=np.int64)
     addrs = np.empty((n, 4), dtype=np.uint64)
-    _decode_l2l4(buf, off, caplen, linktype.astype(np.int64), cols, addrs)
+    _decode_l2l4(buf, off, caplen, wirelen, linktype.astype(np.int64), cols, addrs)
     return cols, addrs

@@ -60,12 +60,21 @@ def seeds_from(path: Path, limit: int = 400) -> list[Seed]:
     reader = CaptureReader(path)
     taken = 0
     for chunk in reader.chunks():
-        cols, _ = L.decode_l2l4(chunk.buf, chunk.offset, chunk.caplen, chunk.linktype)
+        cols, _ = L.decode_l2l4(
+            chunk.buf, chunk.offset, chunk.caplen, chunk.linktype, chunk.wirelen
+        )
         udp = np.flatnonzero((cols[:, L.PROTO] == 17) & (cols[:, L.PAY_LEN] > 0))
         for i in udp[: max(0, limit - taken)]:
             p, n = int(cols[i, L.PAY_OFF]), int(cols[i, L.PAY_LEN])
-            out.append(Seed("udp", f"udp:{int(cols[i, L.DPORT])}", bytes(chunk.buf[p : p + n]),
-                            int(cols[i, L.SPORT]), int(cols[i, L.DPORT])))
+            out.append(
+                Seed(
+                    "udp",
+                    f"udp:{int(cols[i, L.DPORT])}",
+                    bytes(chunk.buf[p : p + n]),
+                    int(cols[i, L.SPORT]),
+                    int(cols[i, L.DPORT]),
+                )
+            )
             taken += 1
         l2 = np.flatnonzero(np.isin(cols[:, L.ETHERTYPE], list(ETHERTYPE_PROTOCOLS)))
         for i in l2[:limit]:
@@ -164,8 +173,9 @@ def mutate(seed: Seed, rng: random.Random) -> tuple[str, bytes]:
     elif how in ("lie16", "lie8"):
         k = rng.randrange(keep, n)
         if how == "lie16" and k + 2 <= n:
-            struct.pack_into(">H", base, k, rng.choice((0, 1, 0xFF, 0x100, 0x7FFF, 0xFFFF,
-                                                        rng.randrange(65536))))
+            struct.pack_into(
+                ">H", base, k, rng.choice((0, 1, 0xFF, 0x100, 0x7FFF, 0xFFFF, rng.randrange(65536)))
+            )
         else:
             base[k] = rng.choice((0, 1, 0x7F, 0xFF, rng.randrange(256)))
     elif how == "extend":
@@ -200,9 +210,16 @@ def write_mutants(seeds: list[Seed], count: int, rng: random.Random, path: Path)
                 key = (seed.protocol, seed.sport, seed.dport)
                 conv = flows.get(key)
                 if conv is None or k % 5000 == 0:
-                    conv = TcpConversation(MAC_A, "10.9.0.1", seed.sport or 40000, MAC_B,
-                                           "10.9.0.2", seed.dport or 502,
-                                           rng.randrange(2**32), rng.randrange(2**32))
+                    conv = TcpConversation(
+                        MAC_A,
+                        "10.9.0.1",
+                        seed.sport or 40000,
+                        MAC_B,
+                        "10.9.0.2",
+                        seed.dport or 502,
+                        rng.randrange(2**32),
+                        rng.randrange(2**32),
+                    )
                     flows[key] = conv
                     for frame in conv.handshake():
                         w.write(ts, frame)
@@ -211,8 +228,12 @@ def write_mutants(seeds: list[Seed], count: int, rng: random.Random, path: Path)
                 for frame in conv.send(rng.random() < 0.5, data):
                     w.write(ts, frame)
             elif seed.kind == "udp":
-                ip = pk.ipv4("10.9.1.1", "10.9.1.2", 17,
-                             pk.udp("10.9.1.1", "10.9.1.2", seed.sport, seed.dport, data))
+                ip = pk.ipv4(
+                    "10.9.1.1",
+                    "10.9.1.2",
+                    17,
+                    pk.udp("10.9.1.1", "10.9.1.2", seed.sport, seed.dport, data),
+                )
                 w.write(ts, pk.ethernet(MAC_B, MAC_A, pk.ETH_IPV4, ip))
             else:
                 w.write(ts, pk.ethernet(MAC_B, MAC_A, seed.ethertype, data))
@@ -227,8 +248,14 @@ def run(captures: list[Path], mutations: int, seed: int, batch: int = 20_000) ->
     seeds = [s for c in captures for s in seeds_from(c)]
     if not seeds:
         raise SystemExit("no seeds: give captures with TCP, UDP or industrial L2 traffic")
-    report: dict = {"seeds": len(seeds), "mutations": 0, "kinds": Counter(), "failures": [],
-                    "weird": Counter(), "by_protocol": Counter(s.protocol for s in seeds)}
+    report: dict = {
+        "seeds": len(seeds),
+        "mutations": 0,
+        "kinds": Counter(),
+        "failures": [],
+        "weird": Counter(),
+        "by_protocol": Counter(s.protocol for s in seeds),
+    }
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="otsight-fuzz-") as tmp:
         done = 0
@@ -260,8 +287,6 @@ def main(argv: list[str] | None = None) -> int:
     json.dump(report, sys.stdout, indent=2)
     sys.stdout.write("\n")
     return 1 if report["failures"] else 0
-
-
 
 
 if __name__ == "__main__":
