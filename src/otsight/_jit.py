@@ -13,13 +13,33 @@ from pathlib import Path
 _CACHE_ENV = "NUMBA_CACHE_DIR"
 
 
+def _source_digest() -> str:
+    """A digest of the source files whose kernels inline one another.
+
+    numba keys its cache on each kernel's own file, but the flow kernel inlines the framers
+    from another module: a change there would leave a stale compiled kernel. One cache
+    folder per state of those sources avoids that.
+    """
+    import hashlib
+
+    src = Path(__file__).resolve().parent
+    h = hashlib.sha1()
+    # The capture kernels inline each other across modules; protocol dissectors only inline
+    # within their own module, which numba's per-file cache key already covers.
+    shared = [*sorted((src / "capture").glob("*.py")), src / "dissect" / "_l2l4.py"]
+    for path in shared:
+        st = path.stat()
+        h.update(f"{path.relative_to(src)}:{st.st_size}:{st.st_mtime_ns}".encode())
+    return h.hexdigest()[:16]
+
+
 def cache_dir() -> Path:
     """Where compiled kernels are kept between runs."""
     configured = os.environ.get(_CACHE_ENV)
     if configured:
         return Path(configured)
     base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "otsight" / "numba"
+    return Path(base) / "otsight" / "numba" / _source_digest()
 
 
 def _prepare() -> None:
@@ -66,6 +86,4 @@ def _stamp() -> Path:
 
     from otsight import __version__
 
-    src = Path(__file__).resolve().parent
-    newest = max((p.stat().st_mtime_ns for p in src.rglob("*.py")), default=0)
-    return cache_dir() / f"otsight-{__version__}-numba-{numba.__version__}-{newest}.stamp"
+    return cache_dir() / f"otsight-{__version__}-numba-{numba.__version__}.stamp"

@@ -19,7 +19,7 @@ NONE, MBAP, ENIP, TPKT, DNP3, IEC104 = 0, 1, 2, 3, 4, 5
 
 # id: (name, header bytes needed to know the length, largest legal PDU)
 FRAMERS: dict[int, tuple[str, int, int]] = {
-    MBAP: ("modbus", 6, 260),
+    MBAP: ("modbus", 6, 6 + 2048),
     ENIP: ("enip", 24, 65535 + 24),
     TPKT: ("tpkt", 4, 65535),
     DNP3: ("dnp3", 3, 292),
@@ -27,6 +27,7 @@ FRAMERS: dict[int, tuple[str, int, int]] = {
 }
 FRAMER_NAMES = {NONE: ""} | {k: v[0] for k, v in FRAMERS.items()}
 
+MBAP_MAX_LENGTH = 2048
 NEED_MORE = -1
 INVALID = -2
 
@@ -96,7 +97,9 @@ def pdu_length(framer, b, p, avail):
         if _be16(b, p + 2) != 0:
             return INVALID
         n = _be16(b, p + 4)
-        if n < 2 or n > 254:
+        # The standard caps a PDU at 253 bytes, but Schneider's UMAS (FC 90) and others send
+        # longer ones; Wireshark accepts them, and so do we, within a sane bound.
+        if n < 2 or n > MBAP_MAX_LENGTH:
             return INVALID
         return 6 + n
     if framer == ENIP:
@@ -183,7 +186,7 @@ def detect(b, p, n, sport, dport):
     if n >= 8 and _be16(b, p + 2) == 0:
         ln = _be16(b, p + 4)
         fc = np.int64(b[p + 7]) & 0x7F
-        if 2 <= ln <= 254:
+        if 2 <= ln <= MBAP_MAX_LENGTH:
             if sport == 502 or dport == 502:
                 return MBAP  # any function code: scanners and fuzzers send 0 and others
             if 1 <= fc <= 127 and 6 + ln == n:

@@ -188,10 +188,12 @@ def _fields(buf, arena, in_arena, off, length, is_req, out):
         req = is_req[j] != 0
         if fc >= 1 and fc <= 4:
             if req:
+                # decode what is there, as Wireshark does, and flag what is missing
+                if rem >= 2:
+                    out[j, START] = _b16(b, q)
                 if rem < 4:
                     out[j, STATUS] = TRUNCATED
                     continue
-                out[j, START] = _b16(b, q)
                 out[j, QTY] = _b16(b, q + 2)
             else:
                 if rem < 1:
@@ -209,18 +211,20 @@ def _fields(buf, arena, in_arena, off, length, is_req, out):
                     out[j, KIND] = V_REGS
                     out[j, NVALS] = bc // 2
         elif fc == 5 or fc == 6:
+            if rem >= 2:
+                out[j, START] = _b16(b, q)
             if rem < 4:
                 out[j, STATUS] = TRUNCATED
                 continue
-            out[j, START] = _b16(b, q)
             out[j, QTY] = 1
             out[j, KIND] = V_REGS if fc == 6 else V_BITS
             out[j, NVALS] = 1
         elif fc == 15 or fc == 16:
+            if rem >= 2:
+                out[j, START] = _b16(b, q)
             if rem < 4:
                 out[j, STATUS] = TRUNCATED
                 continue
-            out[j, START] = _b16(b, q)
             qty = _b16(b, q + 2)
             out[j, QTY] = qty
             if req:
@@ -239,19 +243,21 @@ def _fields(buf, arena, in_arena, off, length, is_req, out):
                     out[j, KIND] = V_REGS
                     out[j, NVALS] = min(qty, bc // 2)
         elif fc == 22:
+            if rem >= 2:
+                out[j, START] = _b16(b, q)
             if rem < 6:
                 out[j, STATUS] = TRUNCATED
                 continue
-            out[j, START] = _b16(b, q)
             out[j, AND_MASK] = _b16(b, q + 2)
             out[j, OR_MASK] = _b16(b, q + 4)
         elif fc == 23:
             if req:
+                if rem >= 4:
+                    out[j, START] = _b16(b, q)
+                    out[j, QTY] = _b16(b, q + 2)
                 if rem < 9:
                     out[j, STATUS] = TRUNCATED
                     continue
-                out[j, START] = _b16(b, q)
-                out[j, QTY] = _b16(b, q + 2)
                 out[j, WSTART] = _b16(b, q + 4)
                 wq = _b16(b, q + 6)
                 out[j, WQTY] = wq
@@ -273,6 +279,24 @@ def _fields(buf, arena, in_arena, off, length, is_req, out):
                     bc = rem - 1
                 out[j, KIND] = V_REGS
                 out[j, NVALS] = bc // 2
+        elif fc == 24:
+            if req:
+                if rem < 2:
+                    out[j, STATUS] = TRUNCATED
+                    continue
+                out[j, START] = _b16(b, q)  # FIFO pointer address
+            else:
+                if rem < 4:
+                    out[j, STATUS] = TRUNCATED
+                    continue
+                out[j, BYTES] = _b16(b, q)
+                cnt = _b16(b, q + 2)
+                out[j, QTY] = cnt
+                if 4 + 2 * cnt > rem:
+                    out[j, STATUS] = BAD_BYTE_COUNT
+                    cnt = (rem - 4) // 2
+                out[j, KIND] = V_REGS
+                out[j, NVALS] = cnt
         elif fc == 8:
             if rem < 2:
                 out[j, STATUS] = TRUNCATED
@@ -316,6 +340,8 @@ def _values(buf, arena, in_arena, off, out, starts, values):
             q += 5
         elif fc == 23 and out[j, WSTART] >= 0:
             q += 9
+        elif fc == 24:
+            q += 4
         else:
             q += 1  # byte count
         if out[j, KIND] == 2:

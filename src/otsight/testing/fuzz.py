@@ -138,8 +138,8 @@ def _fix_header(protocol: str, data: bytearray) -> bytes:
     n = len(data)
     if protocol == "modbus" and n >= 8:
         struct.pack_into(">H", data, 2, 0)
-        struct.pack_into(">H", data, 4, min(n - 6, 254))
-        return bytes(data[: 6 + min(n - 6, 254)])
+        struct.pack_into(">H", data, 4, min(n - 6, 2048))
+        return bytes(data[: 6 + min(n - 6, 2048)])
     if protocol == "enip" and n >= 24:
         struct.pack_into("<H", data, 2, n - 24)
     elif protocol == "tpkt" and n >= 7:
