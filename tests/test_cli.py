@@ -12,7 +12,7 @@ import pytest
 from otsight.encode import packets as pk
 from otsight.encode.pcapfile import PcapngWriter, PcapWriter
 
-VERBS = ["analyze", "query"]
+VERBS = ["analyze", "query", "plugins"]
 
 
 def run(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
@@ -168,3 +168,10 @@ def test_broken_output_folder_is_an_error_not_a_traceback(samples, tmp_path):
     proc = run("analyze", str(samples["pcap"]), "--out", str(blocker / "sub"))
     no_traceback(proc)
     assert proc.returncode in (1, 2) and "error" in proc.stderr
+
+
+def test_plugins_lists_the_dissectors():
+    proc = run("plugins", "--json")
+    assert proc.returncode == 0, proc.stderr
+    names = {row["name"] for row in json.loads(proc.stdout)}
+    assert {"modbus", "dnp3", "enip", "s7comm", "profinet", "iec104", "bacnet"} <= names

@@ -241,6 +241,38 @@ def query(
     Console().print(table)
 
 
+@app.command()
+@_guard
+def plugins(
+    as_json: Annotated[bool, typer.Option("--json", help="Print a JSON array.")] = False,
+) -> None:
+    """List the protocol dissectors found (built in and entry-point plugins)."""
+    from otsight.dissect.registry import registry
+
+    reg = registry()
+    rows = [
+        {
+            "name": name,
+            "source": reg.sources[name],
+            "tables": sorted(cls.tables),
+            "semantics": [f"{s.space} ({len(s.rows)})" for s in cls.semantics],
+        }
+        for name, cls in sorted(reg.dissectors.items())
+    ]
+    for problem in reg.problems:
+        _warn(problem)
+    if as_json:
+        _print_json(rows)
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table("dissector", "tables", "code spaces", "from")
+    for r in rows:
+        table.add_row(r["name"], ", ".join(r["tables"]), ", ".join(r["semantics"]), r["source"])
+    Console().print(table)
+
+
 def main() -> None:
     """Console-script entry point."""
     # otsight does no linear algebra; OpenBLAS's idle worker threads would only spin on the

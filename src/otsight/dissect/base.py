@@ -24,6 +24,7 @@ import numpy as np
 import pyarrow as pa
 
 from otsight import events as E
+from otsight.attack import check_ids
 from otsight.capture import _track as T
 from otsight.capture.addresses import constant_string, ip_array, names_array
 from otsight.dissect import _l2l4 as L
@@ -70,6 +71,8 @@ class Semantics:
                     f"{protocol}.{space}[{code!r}]: unknown category {meaning.category!r}"
                 )
             self.rows[code] = meaning
+        # Technique ids are checked against the ATT&CK for ICS data at load (DESIGN, decision 3)
+        check_ids(self.techniques(), f"semantics {protocol}.{space}")
 
     def __contains__(self, code: Hashable) -> bool:
         return code in self.rows
