@@ -281,20 +281,13 @@ def _check_hole(
         if i < k:
             assert (p.frame, p.first_frame) == (info.carried[i], info.carried[i])
     after = [(p, i) for p, i in zip(got, survivors, strict=True) if i > k]
-    if overflow:
-        # 16 segments are buffered behind the hole; the 17th forces the gap, and everything
-        # buffered is delivered (and attributed) at that frame
-        forced = info.tail_frame + 16
-        gap_frame = forced
-        for p, i in after:
-            expect = max(forced, info.carried[i])
-            assert (p.frame, p.first_frame) == (expect, expect), i
-    else:
-        # the flow ends with the hole still open: the gap is declared at the end and each
-        # buffered segment's PDUs keep the frame that carried them
-        gap_frame = info.tail_frame
-        for p, i in after:
-            assert (p.frame, p.first_frame) == (info.carried[i], info.carried[i]), i
+    # Whether the gap is forced by a full out-of-order buffer (the 17th segment) or declared
+    # when the flow ends with the hole open, each buffered segment's PDUs keep the frame
+    # that carried them, and the gap is reported at the first segment after the hole.
+    del overflow
+    gap_frame = info.tail_frame
+    for p, i in after:
+        assert (p.frame, p.first_frame) == (info.carried[i], info.carried[i]), i
     assert sorted(_weird(d)) == sorted(
         [
             (gap_frame, "tcp_gap", f"seq {info.hole_seq}, {info.hole_len} bytes"),

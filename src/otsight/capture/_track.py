@@ -738,11 +738,13 @@ def _segment(
     if seq > nxt:
         room = paylen
         while F[rec, F_OOO0 + side] >= OOO_MAX or F[rec, F_OOOB0 + side] + room > OOO_MAX_BYTES:
+            # The buffer is full: give up on the hole. Buffered segments are delivered as of
+            # the frames that carried them (frame -1), which is where Wireshark shows them.
             _ooo_drain(
                 rec,
                 side,
                 1,
-                frame,
+                -1,
                 ts,
                 pkt,
                 F,

@@ -1,0 +1,1884 @@
+"""EtherNet/IP encapsulation and CIP: encapsulation header, CPF, CIP messages, PCCC, I/O.
+
+Three tables:
+
+* ``enip``: one row per encapsulation PDU (TCP PDUs framed by reassembly's ENIP framer;
+  UDP datagrams probed by content: strict header + exact length). ListIdentity answers are
+  rare and decoded in Python (vendor, device type, product, revision, serial, name, state,
+  socket address).
+* ``cip``: one row per CIP message carried by SendRRData (0x6F, unconnected) or
+  SendUnitData (0x70, connected: CIP sequence count, then the message). Multiple Service
+  Packet (0x0A) and Unconnected Send (0x52 on the Connection Manager, class 6) are unwrapped:
+  the wrapper keeps its own row and every embedded message gets one more row whose
+  ``wrapper`` says what carried it. A response to an Unconnected Send is the embedded
+  service's reply (the wrapper is transparent on the way back). Service names are
+  class-scoped (Connection Manager, Logix symbol/template and vendor classes, File object,
+  PCCC). Responses carry the class/instance/attribute/symbol of their request: unconnected
+  ones are paired by (flow, sender context), connected ones by (flow, CIP sequence count);
+  embedded messages by their position in the wrapper.
+* ``enip_io``: implicit (class 0/1) I/O on UDP: CPF sequenced-address item (0x8002:
+  connection id, sequence number) + connected data item (0x00B1), probed by content.
+
+The hot path is three numba kernels: the encapsulation header and CPF walk (one row per
+PDU), the CIP message walk (counted, then filled: one row per message), and the ANSI symbol
+bytes (counted, then copied into an Arrow string buffer).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pyarrow as pa
+
+from otsight import events as E
+from otsight._jit import njit
+from otsight.capture import _track as T
+from otsight.capture import framing
+from otsight.dissect import _l2l4 as L
+from otsight.dissect.base import ChunkContext, Dissector, Meaning, Semantics, take_envelope
+from otsight.dissect.matching import RequestMatcher
+
+# ---- semantics (seeded from shared/PROTOCOLS.md 3.3 and Wireshark 4.0 value strings) --------
+COMMANDS = Semantics(
+    "enip",
+    "command",
+    {
+        0x0000: ("nop", "session"),
+        0x0001: ("list_targets", "discovery", ["T0846"]),
+        0x0004: ("list_services", "discovery", ["T0846", "T0888"]),
+        0x0063: ("list_identity", "discovery", ["T0846", "T0888"]),
+        0x0064: ("list_interfaces", "discovery", ["T0846", "T0888"]),
+        0x0065: ("register_session", "session", ["T0886"]),
+        0x0066: ("unregister_session", "session"),
+        0x006F: ("send_rr_data", "session"),
+        0x0070: ("send_unit_data", "session"),
+        0x0072: ("indicate_status", "session"),
+        0x0073: ("cancel", "session"),
+        0x00C8: ("start_dtls", "session"),
+    },
+)
+
+ENCAP_STATUS = Semantics(
+    "enip",
+    "status",
+    {
+        0x00: "success",
+        0x01: "invalid_command",
+        0x02: "no_memory_resources",
+        0x03: "incorrect_data",
+        0x64: "invalid_session_handle",
+        0x65: "invalid_length",
+        0x69: "unsupported_protocol_revision",
+        0x6A: "encapsulated_cip_service_not_allowed_on_this_port",
+    },
+)
+
+# Common services (CIP Vol. 1 appendix A): the same on every class.
+SERVICES = Semantics(
+    "cip",
+    "service",
+    {
+        0x01: ("get_attributes_all", "read", ["T0801", "T0888"]),
+        0x02: ("set_attributes_all", "write", ["T0836"]),
+        0x03: ("get_attribute_list", "read", ["T0801"]),
+        0x04: ("set_attribute_list", "write", ["T0836"]),
+        0x05: ("reset", "control", ["T0816"]),
+        0x06: ("start", "control", ["T0858"]),
+        0x07: ("stop", "control", ["T0858"]),
+        0x08: ("create", "write", ["T0836"]),
+        0x09: ("delete", "write", ["T0836"]),
+        0x0A: ("multiple_service_packet", "session"),
+        0x0D: ("apply_attributes", "write", ["T0836"]),
+        0x0E: ("get_attribute_single", "read", ["T0801"]),
+        0x10: ("set_attribute_single", "write", ["T0836"]),
+        0x11: ("find_next_object_instance", "read", ["T0861"]),
+        0x14: ("error_response", None),
+        0x15: ("restore", "write", ["T0836"]),
+        0x16: ("save", "write", ["T0836"]),
+        0x17: ("nop", "session"),
+        0x18: ("get_member", "read", ["T0801"]),
+        0x19: ("set_member", "write", ["T0836"]),
+        0x1A: ("insert_member", "write", ["T0836"]),
+        0x1B: ("remove_member", "write", ["T0836"]),
+        0x1C: ("group_sync", "session"),
+    },
+)
+
+# Connection Manager (class 0x06) services.
+CM_SERVICES = Semantics(
+    "cip",
+    "service_connection_manager",
+    {
+        0x4E: ("forward_close", "session"),
+        0x52: ("unconnected_send", "session", ["T0886"]),
+        0x54: ("forward_open", "session", ["T0886", "T0855"]),
+        0x56: ("get_connection_data", "read", ["T0840"]),
+        0x57: ("search_connection_data", "read", ["T0840"]),
+        0x5A: ("get_connection_owner", "read", ["T0840"]),
+        0x5B: ("large_forward_open", "session", ["T0886", "T0855"]),
+    },
+)
+
+# Logix controller services (Rockwell 1756-PM020): symbolic paths, Symbol (0x6B) and
+# Template (0x6C) objects and the vendor-specific class range (0x64-0xC7, PCCC excepted).
+LOGIX_SERVICES = Semantics(
+    "cip",
+    "service_logix",
+    {
+        0x4B: ("execute_pccc", "write", ["T0855"]),
+        0x4C: ("read_tag", "read", ["T0801"]),
+        0x4D: ("write_tag", "write", ["T0836", "T0855"]),
+        0x4E: ("read_modify_write_tag", "write", ["T0836", "T0855"]),
+        0x4F: ("read_other", "read", ["T0801"]),
+        0x50: ("write_other", "write", ["T0836"]),
+        0x51: ("logix_service_0x51", "control"),
+        0x52: ("read_tag_fragmented", "read", ["T0801"]),
+        0x53: ("write_tag_fragmented", "write", ["T0836", "T0855"]),
+        0x54: ("logix_service_0x54", None),
+        0x55: ("get_instance_attribute_list", "read", ["T0861"]),
+    },
+)
+
+# File object (class 0x37): EDS, firmware and program files.
+FILE_SERVICES = Semantics(
+    "cip",
+    "service_file",
+    {
+        0x4B: ("initiate_upload", "firmware", ["T0845"]),
+        0x4C: ("initiate_download", "firmware", ["T0857", "T0843"]),
+        0x4D: ("initiate_partial_read", "firmware", ["T0845"]),
+        0x4E: ("initiate_partial_write", "firmware", ["T0857", "T0843"]),
+        0x4F: ("upload_transfer", "firmware", ["T0845"]),
+        0x50: ("download_transfer", "firmware", ["T0857", "T0843"]),
+        0x51: ("clear_file", "firmware", ["T0857", "T0809"]),
+    },
+)
+
+# PCCC object (class 0x67).
+PCCC_SERVICES = Semantics("cip", "service_pccc", {0x4B: ("execute_pccc", "write", ["T0855"])})
+
+# PCCC command/function codes: key = command << 8 | function (commands 0x06, 0x07, 0x0F).
+PCCC = Semantics(
+    "cip",
+    "pccc",
+    {
+        0x0F00: ("word_range_write", "write", ["T0836"]),
+        0x0F01: ("word_range_read", "read", ["T0801"]),
+        0x0F02: ("bit_write", "write", ["T0836"]),
+        0x0F03: ("file_write", "write", ["T0836"]),
+        0x0F04: ("file_read", "read", ["T0801"]),
+        0x0F05: ("download_request", "program", ["T0843"]),
+        0x0F06: ("upload", "program", ["T0845"]),
+        0x0F07: ("shutdown", "control", ["T0816"]),
+        0x0F08: ("physical_write", "write", ["T0836"]),
+        0x0F09: ("physical_read", "read", ["T0801"]),
+        0x0F0A: ("restart_request", "control", ["T0816"]),
+        0x0F11: ("get_edit_resource", "program", ["T0843"]),
+        0x0F12: ("return_edit_resource", "program"),
+        0x0F17: ("read_bytes_physical", "read", ["T0801"]),
+        0x0F18: ("write_bytes_physical", "write", ["T0836"]),
+        0x0F26: ("read_modify_write", "write", ["T0836"]),
+        0x0F29: ("read_section_size", "read", ["T0801"]),
+        0x0F3A: ("set_cpu_mode", "control", ["T0858"]),
+        0x0F41: ("disable_forces", "control", ["T0855", "T0835"]),
+        0x0F50: ("download_all_request", "program", ["T0843"]),
+        0x0F52: ("download_completed", "program", ["T0843"]),
+        0x0F53: ("upload_all_request", "program", ["T0845"]),
+        0x0F55: ("upload_completed", "program", ["T0845"]),
+        0x0F57: ("initialize_memory", "control", ["T0809", "T0816"]),
+        0x0F5E: ("modify_plc2_compatibility_file", "write", ["T0836"]),
+        0x0F67: ("typed_write", "write", ["T0836"]),
+        0x0F68: ("typed_read", "read", ["T0801"]),
+        0x0F79: ("read_modify_write_n", "write", ["T0836"]),
+        0x0F80: ("change_cpu_mode", "control", ["T0858"]),
+        0x0F81: ("open_file", "program"),
+        0x0F82: ("close_file", "program"),
+        0x0F88: ("execute_multiple_commands", "write", ["T0855"]),
+        0x0F8F: ("apply_port_configuration", "write", ["T0836"]),
+        0x0FA1: ("protected_typed_logical_read_2_address", "read", ["T0801"]),
+        0x0FA2: ("protected_typed_logical_read_3_address", "read", ["T0801"]),
+        0x0FA7: ("protected_typed_file_read", "read", ["T0801"]),
+        0x0FA9: ("protected_typed_logical_write_2_address", "write", ["T0836"]),
+        0x0FAA: ("protected_typed_logical_write_3_address", "write", ["T0836"]),
+        0x0FAB: ("protected_typed_logical_masked_write_3_address", "write", ["T0836"]),
+        0x0FAF: ("protected_typed_file_write", "write", ["T0836"]),
+        0x0700: ("disable_outputs", "control", ["T0855", "T0835"]),
+        0x0701: ("enable_outputs", "control", ["T0855", "T0835"]),
+        0x0703: ("enable_plc_scanning", "control", ["T0858"]),
+        0x0704: ("enter_download_mode", "program", ["T0843"]),
+        0x0705: ("exit_download_upload_mode", "program"),
+        0x0706: ("enter_upload_mode", "program", ["T0845"]),
+        0x0600: ("echo", "diagnostic"),
+        0x0601: ("read_diagnostic_counters", "diagnostic", ["T0888"]),
+        0x0602: ("set_variables", "write", ["T0836"]),
+        0x0603: ("diagnostic_status", "diagnostic", ["T0888"]),
+        0x0604: ("set_timeout", "write", ["T0836"]),
+        0x0605: ("set_naks", "write", ["T0836"]),
+        0x0606: ("set_enqs", "write", ["T0836"]),
+        0x0607: ("reset_diagnostic_counters", "diagnostic"),
+        0x0608: ("set_data_table_size", "write", ["T0836"]),
+        0x0609: ("read_link_parameters", "diagnostic", ["T0888"]),
+        0x060A: ("set_link_parameters", "write", ["T0836"]),
+    },
+)
+
+# (class, service) pairs whose meaning is sharper than the service alone.
+CLASS_SERVICES = Semantics(
+    "cip",
+    "class_service",
+    {
+        (0x01, 0x01): ("get_attributes_all", "discovery", ["T0888"]),
+        (0x01, 0x0E): ("get_attribute_single", "discovery", ["T0888"]),
+        (0x01, 0x05): ("reset", "control", ["T0816", "T0809"]),
+        (0xF5, 0x10): ("set_attribute_single", "write", ["T0836"]),
+        (0xF5, 0x02): ("set_attributes_all", "write", ["T0836"]),
+        (0xF6, 0x10): ("set_attribute_single", "write", ["T0836"]),
+        (0x43, 0x10): ("set_attribute_single", "write", ["T0836"]),
+    },
+)
+
+CLASSES = Semantics(
+    "cip",
+    "class",
+    {
+        0x01: "identity",
+        0x02: "message_router",
+        0x03: "devicenet",
+        0x04: "assembly",
+        0x05: "connection",
+        0x06: "connection_manager",
+        0x07: "register",
+        0x08: "discrete_input_point",
+        0x09: "discrete_output_point",
+        0x0A: "analog_input_point",
+        0x0B: "analog_output_point",
+        0x0E: "presence_sensing",
+        0x0F: "parameter",
+        0x10: "parameter_group",
+        0x12: "group",
+        0x1D: "discrete_input_group",
+        0x1E: "discrete_output_group",
+        0x1F: "discrete_group",
+        0x20: "analog_input_group",
+        0x21: "analog_output_group",
+        0x22: "analog_group",
+        0x23: "position_sensor",
+        0x24: "position_controller_supervisor",
+        0x25: "position_controller",
+        0x26: "block_sequencer",
+        0x27: "command_block",
+        0x28: "motor_data",
+        0x29: "control_supervisor",
+        0x2A: "ac_dc_drive",
+        0x2B: "acknowledge_handler",
+        0x2C: "overload",
+        0x2D: "softstart",
+        0x2E: "selection",
+        0x30: "s_device_supervisor",
+        0x31: "s_analog_sensor",
+        0x32: "s_analog_actuator",
+        0x33: "s_single_stage_controller",
+        0x34: "s_gas_calibration",
+        0x35: "trip_point",
+        0x37: "file",
+        0x38: "s_partial_pressure",
+        0x39: "safety_supervisor",
+        0x3A: "safety_validator",
+        0x3B: "safety_discrete_output_point",
+        0x3C: "safety_discrete_output_group",
+        0x3D: "safety_discrete_input_point",
+        0x3E: "safety_discrete_input_group",
+        0x3F: "safety_dual_channel_output",
+        0x40: "s_sensor_calibration",
+        0x41: "event_log",
+        0x42: "motion_device_axis",
+        0x43: "time_sync",
+        0x44: "modbus",
+        0x45: "originator_connection_list",
+        0x46: "modbus_serial_link",
+        0x47: "device_level_ring_dlr",
+        0x48: "qos",
+        0x49: "safety_analog_input_point",
+        0x4A: "safety_analog_input_group",
+        0x4B: "safety_dual_channel_analog_input",
+        0x4C: "sercos_iii_link",
+        0x4D: "target_connection_list",
+        0x4E: "base_energy",
+        0x4F: "electrical_energy",
+        0x50: "non_electrical_energy",
+        0x51: "base_switch",
+        0x52: "snmp",
+        0x53: "power_management",
+        0x54: "rstp_bridge",
+        0x55: "rstp_port",
+        0x56: "prp_hsr_protocol",
+        0x57: "prp_hsr_nodes_table",
+        0x58: "safety_feedback",
+        0x59: "safety_dual_channel_feedback",
+        0x5A: "safety_stop_functions",
+        0x5B: "safety_limit_functions",
+        0x5C: "power_curtailment",
+        0x5D: "cip_security",
+        0x5E: "ethernet_ip_security",
+        0x5F: "certificate_management",
+        0x60: "authority",
+        0x61: "password_authenticator",
+        0x62: "certificate_authenticator",
+        0x67: "pccc_class",
+        0xF0: "controlnet",
+        0xF1: "controlnet_keeper",
+        0xF2: "controlnet_scheduling",
+        0xF3: "connection_configuration",
+        0xF4: "port",
+        0xF5: "tcp_ip_interface",
+        0xF6: "ethernet_link",
+        0xF7: "componet",
+        0xF8: "componet_repeater",
+        0xF9: "hart_master_port",
+        0xFA: "i_o_aggregation",
+        0x100: "protection_trip",
+        0x101: "protection_alarm",
+        0x102: "circuit_breaker_supervisor",
+        0x103: "circuit_breaker_statistics",
+        0x104: "electrical_demand",
+        0x105: "electrical_statistics",
+        0x106: "machine_base_data",
+        0x107: "hart_process_device",
+        0x108: "process_device_diagnostics",
+        0x109: "lldp_management",
+        0x10A: "lldp_data_table",
+        0x10B: "io_link_service_parameter",
+        0x10C: "io_link_master_phy",
+        0x10D: "io_link_device_phy",
+        0x10E: "pilot_light_supervisor",
+        0x10F: "select_line_link",
+        0x110: "in_cabinet_actual_topology",
+        0x111: "in_cabinet_commissioning",
+    },
+)
+
+GENERAL_STATUS = Semantics(
+    "cip",
+    "general_status",
+    {
+        0x00: "success",
+        0x01: "connection_failure",
+        0x02: "resource_unavailable",
+        0x03: "invalid_parameter_value",
+        0x04: "path_segment_error",
+        0x05: "path_destination_unknown",
+        0x06: "partial_transfer",
+        0x07: "connection_lost",
+        0x08: "service_not_supported",
+        0x09: "invalid_attribute_value",
+        0x0A: "attribute_list_error",
+        0x0B: "already_in_requested_mode_state",
+        0x0C: "object_state_conflict",
+        0x0D: "object_already_exists",
+        0x0E: "attribute_not_settable",
+        0x0F: "privilege_violation",
+        0x10: "device_state_conflict",
+        0x11: "reply_data_too_large",
+        0x12: "fragmentation_of_a_primitive_value",
+        0x13: "not_enough_data",
+        0x14: "attribute_not_supported",
+        0x15: "too_much_data",
+        0x16: "object_does_not_exist",
+        0x17: "service_fragmentation_sequence_not_in_progress",
+        0x18: "no_stored_attribute_data",
+        0x19: "store_operation_failure",
+        0x1A: "routing_failure_request_packet_too_large",
+        0x1B: "routing_failure_response_packet_too_large",
+        0x1C: "missing_attribute_list_entry_data",
+        0x1D: "invalid_attribute_value_list",
+        0x1E: "embedded_service_error",
+        0x1F: "vendor_specific_error",
+        0x20: "invalid_parameter",
+        0x21: "write_once_value_or_medium_already_written",
+        0x22: "invalid_reply_received",
+        0x23: "buffer_overflow",
+        0x24: "invalid_message_format",
+        0x25: "key_failure_in_path",
+        0x26: "path_size_invalid",
+        0x27: "unexpected_attribute_in_list",
+        0x28: "invalid_member_id",
+        0x29: "member_not_settable",
+        0x2A: "group_2_only_server_general_failure",
+        0x2B: "unknown_modbus_error",
+        0x2C: "attribute_not_gettable",
+    },
+)
+
+DEVICE_TYPES = Semantics(
+    "enip",
+    "device_type",
+    {
+        0: "generic_device_deprecated",
+        2: "ac_drive",
+        3: "motor_overload",
+        4: "limit_switch",
+        5: "inductive_proximity_switch",
+        6: "photoelectric_sensor",
+        7: "general_purpose_discrete_i_o",
+        9: "resolver",
+        12: "communications_adapter",
+        14: "programmable_logic_controller",
+        16: "position_controller",
+        19: "dc_drive",
+        21: "contactor",
+        22: "motor_starter",
+        23: "soft_start",
+        24: "human_machine_interface",
+        26: "mass_flow_controller",
+        27: "pneumatic_valve",
+        28: "vacuum_pressure_gauge",
+        29: "process_control_value",
+        30: "residual_gas_analyzer",
+        31: "dc_power_generator",
+        32: "rf_power_generator",
+        33: "turbomolecular_vacuum_pump",
+        34: "encoder",
+        35: "safety_discrete_i_o_device",
+        36: "fluid_flow_controller",
+        37: "cip_motion_drive",
+        38: "componet_repeater",
+        39: "mass_flow_controller_enhanced",
+        40: "cip_modbus_device",
+        41: "cip_modbus_translator",
+        42: "safety_analog_i_o_device",
+        43: "generic_device_keyable",
+        44: "managed_ethernet_switch",
+        45: "cip_motion_safety_drive_device",
+        46: "safety_drive_device",
+        47: "cip_motion_encoder",
+        48: "cip_motion_converter",
+        49: "cip_motion_i_o",
+        50: "controlnet_physical_layer_component",
+        51: "circuit_breaker",
+        52: "hart_device",
+        53: "cip_hart_translator",
+        200: "embedded_component",
+    },
+)
+
+# ODVA vendor ids (subset of Wireshark's table: industrial vendors met in the field).
+VENDORS: dict[int, str] = {
+    1: "Rockwell Automation/Allen-Bradley",
+    3: "Honeywell Inc.",
+    4: "Parker Hannifin Corp. (Veriflo Division)",
+    5: "Rockwell Automation/Reliance Elec.",
+    8: "Molex Incorporated",
+    12: "Banner Engineering Corp.",
+    13: "Belden Wire & Cable Company",
+    16: "Daniel Woodhead Co. (Woodhead Connectivity)",
+    26: "Festo Corporation",
+    37: "Yaskawa Electric America formerly Magnetek Drives",
+    40: "Wago Corporation",
+    43: "BALLUFF, Inc.",
+    44: "Yaskawa Electric America, Inc.",
+    46: "ABB Industrial Systems",
+    47: "Omron Corporation",
+    48: "TURCk, Inc.",
+    50: "Real Time Automation (C&ID)",
+    56: "Softing GmbH",
+    57: "Pepperl + Fuchs",
+    58: "Spectrum Controls, Inc.",
+    68: "Eaton Electrical",
+    71: "Toshiba International Corp.",
+    74: "Hitachi, Ltd.",
+    75: "ABB Robotics Products AB",
+    77: "Rockwell Software, Inc.",
+    82: "Mitsubishi Electric Automation, Inc.",
+    90: "HMS Industrial Networks AB",
+    94: "Advantech Co. Ltd.",
+    97: "Danfoss",
+    100: "Bosch Rexroth Corporation, Pneumatics",
+    108: "Beckhoff Automation GmbH",
+    121: "KUKA Roboter GmbH",
+    127: "ABB Inc. (Entrelec)",
+    143: "GE Industrial Systems",
+    145: "Siemens Energy & Automation/Drives",
+    160: "Mitsubishi Heavy Industries Ltd",
+    161: "Mitsubishi Electric Corporation",
+    176: "Red Lion Controls",
+    181: "Pilz GmbH & Co",
+    186: "Hitachi Metals Ltd.",
+    243: "Schneider Automation, Inc.",
+    245: "Nihon Weidmuller Co., Ltd",
+    246: "Brooks Instrument (Div. of Emerson)",
+    250: "Yokogawa Electric Corporation",
+    252: "Omron Software Co., Ltd",
+    255: "Bosch Rexroth",
+    256: "Turck",
+    283: "Hilscher GmbH",
+    287: "Bosch Rexroth Corporation, Indramat",
+    301: "Yokogawa M&C Corporation",
+    309: "Prosoft Technology",
+    315: "SEW Eurodrive GmbH",
+    319: "Fuji Electric Co., Ltd.",
+    322: "ifm efector, inc.",
+    326: "GE Fanuc Automation North America, Inc.",
+    335: "Toshiba IT & Control Systems Corporation",
+    345: "Endress + Hauser",
+    347: "ABB ALSTOM Power UK Ltd. (EGT)",
+    356: "Fanuc Robotics America",
+    361: "Wonderware Corporation",
+    367: "Keyence Corporation",
+    369: "Mitsubishi Electric Semiconductor Application",
+    371: "Omron ASO Co., Ltd",
+    376: "Toshiba Information Systems (Japan) Corporation",
+    377: "TOSHIBA Schneider Inverter Corporation",
+    401: "Hitachi Cable Ltd.",
+    408: "ABB Welding Systems AB",
+    433: "Fujikura Ltd.",
+    441: "Nachi Fujikoshi Corporation",
+    445: "Lenze Drive Systems GmbH",
+    482: "Koyo Electronics",
+    490: "Fuji Machine Mfg. Co., Ltd",
+    521: "Fujikin , Inc.",
+    531: "Hitachi Kokusai Electric Co., Ltd.",
+    545: "Shimafuji Electric Co., Ltd",
+    562: "Phoenix Contact",
+    563: "Yokogawa MAT Corporation",
+    574: "Shin Caterpillar Mitsubishi Ltd.",
+    577: "Hitachi Electric Systems",
+    579: "Woodhead Software & Electronics France",
+    591: "FANUC Ltd.",
+    593: "ABB Automation Products",
+    620: "Parker Hannifin/Compumotor Division",
+    625: "Rockwell Automation-Sprecher+Schuh",
+    634: "Hirschmann, Inc.",
+    638: "Woodhead Connectivity",
+    640: "Murrelektronik GmbH",
+    660: "Automationdirect.com",
+    668: "Rockwell Automation/Entek IRD Intl.",
+    680: "Weidmuller, Inc.",
+    719: "Yokogawa Digital Computer Corporation",
+    722: "ABB, Inc.",
+    755: "Fuji Automation Co., Ltd.",
+    757: "Hitachi Via Mechanics, Ltd.",
+    760: "ABB Stotz Kontakt GmbH",
+    796: "Siemens Energy & Automation, Inc.",
+    808: "SICK AG",
+    829: "Rockwell Samsung Automation",
+    862: "Siemens AG, A&D PI Flow Instruments",
+    887: "B&R Industrial Automation GmbH",
+    903: "Emerson Process Management Power & Water Solutions",
+    909: "Comtrol Corporation",
+    924: "Parker Hannifin SpA (SBC Division)",
+    939: "Cisco Systems",
+    943: "ABB K.K. Technical Center",
+    947: "Belden CDT Electronics Division",
+    971: "Siemens L&A",
+    991: "Moxa Networking Co., Ltd.",
+    998: "Emerson Network Power Co., Ltd.",
+    1006: "N-Tron",
+    1015: "Weidmueller Interface GmbH & Co. KG",
+    1037: "MITSUBISHI HEAVY INDUSTRIES, LTD. KOBE SHIPYARD & MACHINERY WORKS",
+    1051: "Mitsubishi Heavy Ind. Digital System Co., Ltd. (M.H.I.)",
+    1073: "Mitsubishi Electric Engineering Co., Ltd.",
+    1083: "ABB Global Services Limited",
+    1112: "Hitachi Industrial Equipment Systems Co., Ltd.",
+    1141: "Emerson Process Management Valve Automation",
+    1151: "COPA-DATA GmbH",
+    1154: "U.I. Lapp GmbH",
+    1163: "COPALP",
+}
+
+STATES = {
+    0: "nonexistent",
+    1: "device_operational",
+    2: "standby",
+    3: "operational",
+    4: "major_recoverable_fault",
+    5: "major_unrecoverable_fault",
+    255: "default",
+}
+
+WRAPPERS = {
+    1: "multiple_service_packet",
+    2: "unconnected_send",
+    3: "unconnected_send+multiple_service_packet",
+}
+
+# ---- kernels ---------------------------------------------------------------------------
+# enip kernel output columns (int64, -1 = absent)
+(
+    X_CMD,
+    X_LEN,
+    X_SESSION,
+    X_STATUS,
+    X_CTX,
+    X_OPTIONS,
+    X_CONNID,
+    X_CIPSEQ,
+    X_CIP_OFF,
+    X_CIP_LEN,
+    X_IDENT_OFF,
+    X_ITEMS,
+    X_WEIRD,
+    X_IOSEQ,
+) = range(14)
+NX = 14
+
+# cip kernel output columns
+(
+    C_PDU,
+    C_MOFF,
+    C_MLEN,
+    C_WRAP,
+    C_WIDX,
+    C_POS,
+    C_SERVICE,
+    C_ISREQ,
+    C_CLASS,
+    C_INST,
+    C_ATTR,
+    C_MEMBER,
+    C_PATH_OFF,
+    C_PATH_WORDS,
+    C_SYMLEN,
+    C_GSTAT,
+    C_EXT,
+    C_OTCID,
+    C_TOCID,
+    C_CSERIAL,
+    C_OVENDOR,
+    C_OSERIAL,
+    C_OTRPI,
+    C_TORPI,
+    C_PCMD,
+    C_PFNC,
+    C_WEIRD,
+    C_NSEG,
+) = range(28)
+NC = 28
+
+OK = 0
+(
+    W_SHORT_HEADER,
+    W_BAD_CPF,
+    W_NO_CIP_ITEM,
+    W_CIP_TRUNCATED,
+    W_PATH_TRUNCATED,
+    W_BAD_MSP,
+    W_BAD_UCMM,
+    W_BAD_LIST_IDENTITY,
+    W_LENGTH_MISMATCH,
+    W_CM_TRUNCATED,
+) = range(1, 11)
+WEIRD = {
+    W_SHORT_HEADER: "enip_header_truncated",
+    W_BAD_CPF: "enip_bad_cpf_item",
+    W_NO_CIP_ITEM: "enip_no_data_item",
+    W_CIP_TRUNCATED: "cip_message_truncated",
+    W_PATH_TRUNCATED: "cip_path_truncated",
+    W_BAD_MSP: "cip_bad_multiple_service_packet",
+    W_BAD_UCMM: "cip_bad_unconnected_send",
+    W_BAD_LIST_IDENTITY: "enip_bad_list_identity",
+    W_LENGTH_MISMATCH: "enip_length_mismatch",
+    W_CM_TRUNCATED: "cip_connection_manager_truncated",
+}
+
+MAX_MSGS = 1024  # CIP messages decoded per encapsulation PDU (MSP in MSP, bounded)
+POS_US = 1 << 20  # pairing position of an Unconnected Send wrapper (never answered as such)
+
+
+@njit(cache=True, inline="always")
+def _u16(b, p):
+    return np.int64(b[p]) | (np.int64(b[p + 1]) << 8)
+
+
+@njit(cache=True, inline="always")
+def _u32(b, p):
+    return (
+        np.int64(b[p])
+        | (np.int64(b[p + 1]) << 8)
+        | (np.int64(b[p + 2]) << 16)
+        | (np.int64(b[p + 3]) << 24)
+    )
+
+
+@njit(cache=True, nogil=True)
+def _encap(buf, arena, in_arena, off, length, out):
+    """Encapsulation header and CPF items of each PDU."""
+    n = off.shape[0]
+    for j in range(n):
+        for c in range(NX):
+            out[j, c] = -1
+        out[j, X_WEIRD] = OK
+        b = arena if in_arena[j] else buf
+        p = off[j]
+        ln = length[j]
+        if ln < 24:
+            out[j, X_WEIRD] = W_SHORT_HEADER
+            if ln >= 2:
+                out[j, X_CMD] = _u16(b, p)
+            if ln >= 4:
+                out[j, X_LEN] = _u16(b, p + 2)
+            continue
+        cmd = _u16(b, p)
+        out[j, X_CMD] = cmd
+        dlen = _u16(b, p + 2)
+        out[j, X_LEN] = dlen
+        out[j, X_SESSION] = _u32(b, p + 4)
+        out[j, X_STATUS] = _u32(b, p + 8)
+        out[j, X_CTX] = _u32(b, p + 12) | (_u32(b, p + 16) << 32)
+        out[j, X_OPTIONS] = _u32(b, p + 20)
+        end = p + ln
+        if 24 + dlen != ln:
+            out[j, X_WEIRD] = W_LENGTH_MISMATCH
+            if 24 + dlen < ln:
+                end = p + 24 + dlen
+        q = p + 24
+        if cmd == 0x6F or cmd == 0x70:
+            q += 6  # interface handle, timeout
+        elif cmd == 0x63 or cmd == 0x04 or cmd == 0x64:
+            if end - q == 0:
+                continue  # a request: no items
+        else:
+            continue
+        if q + 2 > end:
+            if cmd == 0x6F or cmd == 0x70:
+                out[j, X_WEIRD] = W_BAD_CPF
+            continue
+        count = _u16(b, q)
+        out[j, X_ITEMS] = count
+        q += 2
+        for _ in range(count):
+            if q + 4 > end:
+                out[j, X_WEIRD] = W_BAD_CPF
+                break
+            typ = _u16(b, q)
+            il = _u16(b, q + 2)
+            d = q + 4
+            if d + il > end:
+                out[j, X_WEIRD] = W_BAD_CPF
+                break
+            if typ == 0x00A1 and il >= 4:
+                out[j, X_CONNID] = _u32(b, d)
+            elif typ == 0x8002 and il >= 8:
+                out[j, X_CONNID] = _u32(b, d)
+                out[j, X_IOSEQ] = _u32(b, d + 4)
+            elif typ == 0x00B2:
+                out[j, X_CIP_OFF] = d
+                out[j, X_CIP_LEN] = il
+            elif typ == 0x00B1:
+                if cmd == 0x70:
+                    if il >= 2:
+                        out[j, X_CIPSEQ] = _u16(b, d)
+                        out[j, X_CIP_OFF] = d + 2
+                        out[j, X_CIP_LEN] = il - 2
+                else:
+                    out[j, X_CIP_OFF] = d
+                    out[j, X_CIP_LEN] = il
+            elif typ == 0x000C and cmd == 0x63:
+                out[j, X_IDENT_OFF] = d
+            q = d + il
+        if (cmd == 0x6F or cmd == 0x70) and out[j, X_WEIRD] == OK and out[j, X_CIP_OFF] < 0:
+            out[j, X_WEIRD] = W_NO_CIP_ITEM
+
+
+@njit(cache=True, inline="always")
+def _path(b, p, end, row, out):
+    """Walk an EPATH [p, end): class / instance / attribute / member, symbol bytes needed."""
+    symlen = 0
+    nseg = 0
+    while p < end:
+        seg = np.int64(b[p])
+        kind = seg & 0xE0
+        fmt = seg & 0x03
+        if kind == 0x20 and ((seg >> 2) & 0x07) <= 4:  # logical segment
+            ltype = (seg >> 2) & 0x07
+            if fmt == 0:
+                if p + 2 > end:
+                    return -1
+                v = np.int64(b[p + 1])
+                p += 2
+            elif fmt == 1:
+                if p + 4 > end:
+                    return -1
+                v = _u16(b, p + 2)
+                p += 4
+            elif fmt == 2:
+                if p + 6 > end:
+                    return -1
+                v = _u32(b, p + 2)
+                p += 6
+            else:
+                return -1
+            if ltype == 0:
+                if out[row, C_CLASS] < 0:
+                    out[row, C_CLASS] = v
+            elif ltype == 1:
+                if out[row, C_INST] < 0:
+                    out[row, C_INST] = v
+            elif ltype == 2:
+                if out[row, C_MEMBER] < 0:
+                    out[row, C_MEMBER] = v
+                if symlen > 0:
+                    # array index after a symbol: "[n]"
+                    d = 1
+                    t = v
+                    while t >= 10:
+                        t //= 10
+                        d += 1
+                    symlen += 2 + d
+            elif ltype == 4:
+                if out[row, C_ATTR] < 0:
+                    out[row, C_ATTR] = v
+            nseg += 1
+        elif seg == 0x34:  # electronic key
+            if p + 10 > end:
+                return -1
+            p += 10
+        elif seg == 0x91:  # ANSI extended symbol
+            if p + 2 > end:
+                return -1
+            sl = np.int64(b[p + 1])
+            if p + 2 + sl > end:
+                return -1
+            if symlen > 0:
+                symlen += 1
+            symlen += sl
+            p += 2 + sl + (sl & 1)
+            nseg += 1
+        elif kind == 0x00:  # port segment
+            ext = seg & 0x10
+            port_wide = (seg & 0x0F) == 0x0F
+            if ext:
+                if p + 2 > end:
+                    return -1
+                ll = np.int64(b[p + 1])
+                size = 2 + ll + (2 if port_wide else 0)
+                p += size + (size & 1)
+            else:
+                p += 2 + (2 if port_wide else 0)
+        elif kind == 0x80:  # data segment
+            if seg == 0x80:
+                if p + 2 > end:
+                    return -1
+                p += 2 + 2 * np.int64(b[p + 1])
+            else:
+                if p + 2 > end:
+                    return -1
+                sl = np.int64(b[p + 1])
+                p += 2 + sl + (sl & 1)
+        elif kind == 0x40:  # network segment
+            if seg == 0x50 or seg == 0x51:
+                if p + 2 > end:
+                    return -1
+                p += 2 + 2 * np.int64(b[p + 1])
+            else:
+                p += 2
+        else:
+            return -1
+    if p > end:
+        return -1
+    out[row, C_NSEG] = nseg
+    return symlen
+
+
+@njit(cache=True, nogil=True)
+def _one(b, pdu, p, end, wrap, widx, pos, row, out, stack, sp):
+    """Decode one CIP message at [p, end) into ``out[row]``; push embedded messages."""
+    for c in range(NC):
+        out[row, c] = -1
+    out[row, C_PDU] = pdu
+    out[row, C_MOFF] = p
+    out[row, C_MLEN] = end - p
+    out[row, C_WRAP] = wrap
+    out[row, C_WIDX] = widx
+    out[row, C_POS] = pos
+    out[row, C_WEIRD] = OK
+    out[row, C_SYMLEN] = 0
+    if end - p < 2:
+        out[row, C_WEIRD] = W_CIP_TRUNCATED
+        if end - p == 1:
+            out[row, C_SERVICE] = np.int64(b[p]) & 0x7F
+            out[row, C_ISREQ] = 1 if (b[p] & 0x80) == 0 else 0
+        return sp
+    sc = np.int64(b[p])
+    svc = sc & 0x7F
+    out[row, C_SERVICE] = svc
+    req = (sc & 0x80) == 0
+    out[row, C_ISREQ] = 1 if req else 0
+    if req:
+        words = np.int64(b[p + 1])
+        ps = p + 2
+        pe = ps + 2 * words
+        out[row, C_PATH_OFF] = ps
+        out[row, C_PATH_WORDS] = words
+        if pe > end:
+            out[row, C_WEIRD] = W_PATH_TRUNCATED
+            return sp
+        sl = _path(b, ps, pe, row, out)
+        if sl < 0:
+            out[row, C_WEIRD] = W_PATH_TRUNCATED
+            sl = 0
+        out[row, C_SYMLEN] = sl
+        d = pe
+    else:
+        if end - p < 4:
+            out[row, C_WEIRD] = W_CIP_TRUNCATED
+            return sp
+        out[row, C_GSTAT] = b[p + 2]
+        asz = np.int64(b[p + 3])
+        if asz > 0 and p + 6 <= end:
+            out[row, C_EXT] = _u16(b, p + 4)
+        d = p + 4 + 2 * asz
+        if d > end:
+            out[row, C_WEIRD] = W_CIP_TRUNCATED
+            return sp
+    cls = out[row, C_CLASS]
+    rem = end - d
+    if svc == 0x0A and wrap != 1 and wrap != 3:
+        # Multiple Service Packet: count, offsets from the count field
+        if rem < 2:
+            if req or out[row, C_GSTAT] == 0:
+                out[row, C_WEIRD] = W_BAD_MSP
+            return sp
+        cnt = _u16(b, d)
+        if 2 + 2 * cnt > rem:
+            out[row, C_WEIRD] = W_BAD_MSP
+            return sp
+        nwrap = 3 if wrap == 2 else 1
+        for k in range(cnt):
+            o1 = _u16(b, d + 2 + 2 * k)
+            o2 = _u16(b, d + 4 + 2 * k) if k + 1 < cnt else rem
+            if o1 < 2 + 2 * cnt or o2 > rem or o1 > o2:
+                out[row, C_WEIRD] = W_BAD_MSP
+                return sp
+            if sp < stack.shape[0]:
+                stack[sp, 0] = d + o1
+                stack[sp, 1] = d + o2
+                stack[sp, 2] = nwrap
+                stack[sp, 3] = k
+                stack[sp, 4] = (pos << 12) + 1 + k
+                sp += 1
+        return sp
+    if req and cls == 0x06 and (svc == 0x52) and wrap != 2 and wrap != 3:
+        # Unconnected Send: priority/tick, timeout ticks, message size, message, route path
+        if rem < 4:
+            out[row, C_WEIRD] = W_BAD_UCMM
+            return sp
+        msz = _u16(b, d + 2)
+        if d + 4 + msz > end:
+            out[row, C_WEIRD] = W_BAD_UCMM
+            return sp
+        if sp < stack.shape[0]:
+            stack[sp, 0] = d + 4
+            stack[sp, 1] = d + 4 + msz
+            stack[sp, 2] = 2 if wrap == 0 else 3
+            stack[sp, 3] = -1
+            stack[sp, 4] = pos  # the embedded message answers in the wrapper's place
+            sp += 1
+        out[row, C_POS] = POS_US + pos
+        return sp
+    if cls == 0x06 or (not req):
+        if svc == 0x54 or svc == 0x5B:
+            _forward_open(b, d, end, req, svc == 0x5B, out[row, C_GSTAT], row, out)
+        elif svc == 0x4E:
+            _forward_close(b, d, end, req, row, out)
+    if svc == 0x4B and req and cls == 0x67:
+        # Execute PCCC: requestor id (length includes itself), then cmd, sts, tns, [fnc]
+        if rem >= 1:
+            rl = np.int64(b[d])
+            q = d + rl
+            if rl >= 1 and q + 1 <= end:
+                out[row, C_PCMD] = b[q]
+                if q + 5 <= end:
+                    c = np.int64(b[q])
+                    if c == 0x06 or c == 0x07 or c == 0x0F:
+                        out[row, C_PFNC] = b[q + 4]
+    return sp
+
+
+@njit(cache=True, inline="always")
+def _forward_open(b, d, end, req, large, gstat, row, out):
+    if req:
+        need = 36 + (4 if large else 0)
+        if end - d < need:
+            out[row, C_WEIRD] = W_CM_TRUNCATED
+            return
+        out[row, C_OTCID] = _u32(b, d + 2)
+        out[row, C_TOCID] = _u32(b, d + 6)
+        out[row, C_CSERIAL] = _u16(b, d + 10)
+        out[row, C_OVENDOR] = _u16(b, d + 12)
+        out[row, C_OSERIAL] = _u32(b, d + 14)
+        out[row, C_OTRPI] = _u32(b, d + 22)
+        q = d + 26 + (4 if large else 2)
+        out[row, C_TORPI] = _u32(b, q)
+    elif gstat == 0:
+        if end - d < 26:
+            out[row, C_WEIRD] = W_CM_TRUNCATED
+            return
+        out[row, C_OTCID] = _u32(b, d)
+        out[row, C_TOCID] = _u32(b, d + 4)
+        out[row, C_CSERIAL] = _u16(b, d + 8)
+        out[row, C_OVENDOR] = _u16(b, d + 10)
+        out[row, C_OSERIAL] = _u32(b, d + 12)
+        out[row, C_OTRPI] = _u32(b, d + 16)
+        out[row, C_TORPI] = _u32(b, d + 20)
+    else:
+        if end - d >= 8:
+            out[row, C_CSERIAL] = _u16(b, d)
+            out[row, C_OVENDOR] = _u16(b, d + 2)
+            out[row, C_OSERIAL] = _u32(b, d + 4)
+
+
+@njit(cache=True, inline="always")
+def _forward_close(b, d, end, req, row, out):
+    q = d + 2 if req else d
+    if end - q < 8:
+        out[row, C_WEIRD] = W_CM_TRUNCATED
+        return
+    out[row, C_CSERIAL] = _u16(b, q)
+    out[row, C_OVENDOR] = _u16(b, q + 2)
+    out[row, C_OSERIAL] = _u32(b, q + 4)
+
+
+@njit(cache=True, nogil=True)
+def _cip(buf, arena, in_arena, X, counts, starts, out, fill):
+    """CIP messages of each PDU: ``fill=0`` counts them, ``fill=1`` decodes into ``out``."""
+    n = X.shape[0]
+    stack = np.empty((MAX_MSGS, 5), dtype=np.int64)
+    scratch = np.empty((1, NC), dtype=np.int64)
+    for j in range(n):
+        p = X[j, X_CIP_OFF]
+        if p < 0:
+            if fill == 0:
+                counts[j] = 0
+            continue
+        b = arena if in_arena[j] else buf
+        stack[0, 0] = p
+        stack[0, 1] = p + X[j, X_CIP_LEN]
+        stack[0, 2] = 0
+        stack[0, 3] = -1
+        stack[0, 4] = 0
+        sp = 1  # queue tail; ``k`` is its head: wrapper first, then embedded messages
+        k = 0
+        row = starts[j]
+        while k < sp and k < MAX_MSGS:
+            mp, me, wr, wi, ps = stack[k, 0], stack[k, 1], stack[k, 2], stack[k, 3], stack[k, 4]
+            if fill:
+                sp = _one(b, j, mp, me, wr, wi, ps, row + k, out, stack, sp)
+            else:
+                sp = _one(b, j, mp, me, wr, wi, ps, 0, scratch, stack, sp)
+            k += 1
+        if fill == 0:
+            counts[j] = k
+
+
+@njit(cache=True, nogil=True)
+def _symbols(buf, arena, in_arena, out, rows, offsets, data):
+    """Dotted ANSI symbols (with [n] array indexes) of messages ``rows`` into ``data``."""
+    for r in range(rows.shape[0]):
+        i = rows[r]
+        b = arena if in_arena[out[i, C_PDU]] else buf
+        p = out[i, C_PATH_OFF]
+        end = p + 2 * out[i, C_PATH_WORDS]
+        w = offsets[r]
+        lim = offsets[r + 1]
+        while p < end and w <= lim:
+            seg = np.int64(b[p])
+            kind = seg & 0xE0
+            fmt = seg & 0x03
+            if seg == 0x91:
+                sl = np.int64(b[p + 1])
+                if w > offsets[r] and w < lim:
+                    data[w] = 46  # "."
+                    w += 1
+                for k in range(sl):
+                    if w < lim:
+                        data[w] = b[p + 2 + k]
+                        w += 1
+                p += 2 + sl + (sl & 1)
+            elif kind == 0x20 and ((seg >> 2) & 0x07) <= 4:
+                ltype = (seg >> 2) & 0x07
+                if fmt == 0:
+                    v = np.int64(b[p + 1])
+                    p += 2
+                elif fmt == 1:
+                    v = _u16(b, p + 2)
+                    p += 4
+                else:
+                    v = _u32(b, p + 2)
+                    p += 6
+                if ltype == 2 and w > offsets[r]:
+                    d = 1
+                    t = v
+                    while t >= 10:
+                        t //= 10
+                        d += 1
+                    if w + 2 + d <= lim:
+                        data[w] = 91  # "["
+                        for k in range(d):
+                            data[w + d - k] = 48 + v % 10
+                            v //= 10
+                        data[w + d + 1] = 93  # "]"
+                        w += 2 + d
+            elif seg == 0x34:
+                p += 10
+            elif kind == 0x00:
+                ext = seg & 0x10
+                port_wide = (seg & 0x0F) == 0x0F
+                if ext:
+                    ll = np.int64(b[p + 1])
+                    size = 2 + ll + (2 if port_wide else 0)
+                    p += size + (size & 1)
+                else:
+                    p += 2 + (2 if port_wide else 0)
+            elif kind == 0x80:
+                if seg == 0x80:
+                    p += 2 + 2 * np.int64(b[p + 1])
+                else:
+                    sl = np.int64(b[p + 1])
+                    p += 2 + sl + (sl & 1)
+            elif kind == 0x40:
+                if seg == 0x50 or seg == 0x51:
+                    p += 2 + 2 * np.int64(b[p + 1])
+                else:
+                    p += 2
+            else:
+                break
+        while w < lim:  # never leave garbage (cannot happen when the count pass agreed)
+            data[w] = 63
+            w += 1
+
+
+@njit(cache=True, nogil=True)
+def _probe_udp(buf, pay_off, pay_len, kind, out):
+    """Content probe of UDP payloads: 1 = encapsulation PDU, 2 = CPF implicit I/O."""
+    n = pay_off.shape[0]
+    for i in range(n):
+        kind[i] = 0
+        p = pay_off[i]
+        ln = pay_len[i]
+        if ln >= 24:
+            cmd = _u16(buf, p)
+            dl = _u16(buf, p + 2)
+            if 24 + dl == ln and (cmd == 0x04 or cmd == 0x63 or cmd == 0x64 or cmd == 0x01):
+                if _u32(buf, p + 20) == 0:
+                    kind[i] = 1
+                    continue
+        # implicit I/O: item count, then items tiling the datagram exactly
+        if ln < 2 + 4 + 8 + 4:
+            continue
+        cnt = _u16(buf, p)
+        if cnt < 2 or cnt > 8:
+            continue
+        q = p + 2
+        end = p + ln
+        ok = True
+        seq_addr = False
+        data_item = False
+        cid = np.int64(-1)
+        seq = np.int64(-1)
+        dlen = np.int64(-1)
+        for _ in range(cnt):
+            if q + 4 > end:
+                ok = False
+                break
+            typ = _u16(buf, q)
+            il = _u16(buf, q + 2)
+            if q + 4 + il > end:
+                ok = False
+                break
+            if typ == 0x8002 and il == 8:
+                seq_addr = True
+                cid = _u32(buf, q + 4)
+                seq = _u32(buf, q + 8)
+            elif typ == 0x00A1 and il == 4:
+                seq_addr = True
+                cid = _u32(buf, q + 4)
+            elif typ == 0x00B1:
+                data_item = True
+                dlen = il
+            elif typ != 0x8000 and typ != 0x8001:
+                ok = False
+                break
+            q += 4 + il
+        if ok and q == end and seq_addr and data_item:
+            kind[i] = 2
+            out[i, 0] = cid
+            out[i, 1] = seq
+            out[i, 2] = dlen
+
+
+# ---- schemas -----------------------------------------------------------------------------
+_LI = pa.list_(pa.string())
+
+ENIP = E._schema(
+    "enip",
+    E.PDU_COMMON
+    + [
+        pa.field("is_request", pa.bool_()),
+        pa.field("command", pa.int32()),
+        pa.field("command_name", E._STR),
+        pa.field("category", E._STR),
+        pa.field("length", pa.int32()),
+        pa.field("session_handle", pa.int64()),
+        pa.field("status", pa.int64()),
+        pa.field("status_name", E._STR),
+        pa.field("sender_context", pa.binary(8)),
+        pa.field("options", pa.int64()),
+        pa.field("item_count", pa.int32()),
+        pa.field("connection_id", pa.int64()),  # SendUnitData connected address item
+        pa.field("cip_sequence", pa.int32()),  # SendUnitData CIP sequence count
+        pa.field("cip_messages", pa.int32()),  # cip rows this PDU produced
+        # ListIdentity answers (CPF item 0x000C)
+        pa.field("vendor_id", pa.int32()),
+        pa.field("vendor_name", E._STR),
+        pa.field("device_type", pa.int32()),
+        pa.field("device_type_name", E._STR),
+        pa.field("product_code", pa.int32()),
+        pa.field("revision", pa.string()),  # "major.minor"
+        pa.field("serial_number", pa.string()),  # 8 hex digits
+        pa.field("product_name", pa.string()),
+        pa.field("device_status", pa.int32()),
+        pa.field("state", pa.int16()),
+        pa.field("state_name", E._STR),
+        pa.field("socket_address", pa.string()),  # "ip:port" the device announces
+    ]
+    + E._REQUEST_MATCH,
+    "EtherNet/IP encapsulation PDUs (TCP 44818 framed, UDP probed by content).",
+)
+
+CIP = E._schema(
+    "cip",
+    E.PDU_COMMON
+    + [
+        pa.field("enip_command", pa.int32()),  # 0x6F unconnected / 0x70 connected
+        pa.field("connection_id", pa.int64()),
+        pa.field("cip_sequence", pa.int32()),
+        pa.field("wrapper", E._STR),  # what carried an embedded message (null: top level)
+        pa.field("wrapper_index", pa.int32()),  # position in a Multiple Service Packet
+        pa.field("is_request", pa.bool_()),  # response bit 0x80 of the service byte clear
+        pa.field("service", pa.int16()),  # 7-bit service code
+        pa.field("service_name", E._STR),  # class-scoped
+        pa.field("category", E._STR),
+        pa.field("techniques", pa.list_(E._STR)),
+        pa.field("class_id", pa.int32()),  # responses carry their request's path
+        pa.field("class_name", E._STR),
+        pa.field("instance_id", pa.int64()),
+        pa.field("attribute_id", pa.int32()),
+        pa.field("member_id", pa.int64()),
+        pa.field("symbol", pa.string()),  # ANSI extended symbol segments, dotted, [n] indexes
+        pa.field("general_status", pa.int16()),
+        pa.field("general_status_name", E._STR),
+        pa.field("extended_status", pa.int32()),  # first additional status word
+        # Forward Open / Large Forward Open / Forward Close (Connection Manager)
+        pa.field("ot_connection_id", pa.int64()),
+        pa.field("to_connection_id", pa.int64()),
+        pa.field("connection_serial", pa.int32()),
+        pa.field("originator_vendor", pa.int32()),
+        pa.field("originator_serial", pa.int64()),
+        pa.field("ot_rpi", pa.int64()),  # requests: RPI (us); responses: granted API
+        pa.field("to_rpi", pa.int64()),
+        # Execute PCCC (0x4B on class 0x67)
+        pa.field("pccc_command", pa.int16()),
+        pa.field("pccc_function", pa.int16()),
+        pa.field("pccc_name", E._STR),
+    ]
+    + E._REQUEST_MATCH,
+    "CIP messages (explicit messaging), embedded ones unwrapped; one row per message.",
+)
+
+ENIP_IO = E._schema(
+    "enip_io",
+    E.PDU_COMMON
+    + [
+        pa.field("connection_id", pa.int64()),
+        pa.field("sequence", pa.int64()),  # encapsulation sequence number (item 0x8002)
+        pa.field("data_length", pa.int32()),  # connected data item (0x00B1) length
+    ],
+    "EtherNet/IP implicit (class 0/1) I/O datagrams, probed by content on UDP.",
+)
+SCHEMA = {"enip": ENIP, "cip": CIP, "enip_io": ENIP_IO}
+
+
+# ---- naming, vectorised ------------------------------------------------------------------
+class _Meanings:
+    """Every meaning of every CIP service table, numbered, with per-scope lookup arrays."""
+
+    GENERIC, CM, LOGIX, FILE, PCCC_OBJ = range(5)
+
+    def __init__(self) -> None:
+        self.items: list[Meaning] = []
+        self.luts = np.full((5, 128), -1, np.int64)
+        for scope, table in (
+            (self.GENERIC, SERVICES),
+            (self.CM, CM_SERVICES),
+            (self.LOGIX, LOGIX_SERVICES),
+            (self.FILE, FILE_SERVICES),
+            (self.PCCC_OBJ, PCCC_SERVICES),
+        ):
+            for code, m in table.rows.items():
+                self.luts[scope, int(code)] = self._add(m)
+        self.pccc = {int(k): self._add(m) for k, m in PCCC.rows.items()}
+        self.by_class = {k: self._add(m) for k, m in CLASS_SERVICES.rows.items()}
+
+    def _add(self, m: Meaning) -> int:
+        self.items.append(m)
+        return len(self.items) - 1
+
+
+_M = _Meanings()
+
+
+def _dict_array(idx: np.ndarray, names: list[str], mask: np.ndarray | None = None):
+    return pa.DictionaryArray.from_arrays(
+        pa.array(idx.astype(np.int32), mask=mask), pa.array(names, type=pa.string())
+    )
+
+
+def _service_meanings(svc, cls, logix, pkey):
+    """Meaning index of each CIP row (-1: unknown), class-scoped."""
+    n = svc.shape[0]
+    s = svc & 0x7F
+    scope = np.full(n, -1, np.int64)
+    common = s < 0x4B
+    scope[common] = _M.GENERIC
+    spec = ~common
+    scope[spec & (cls == 0x06)] = _M.CM
+    scope[spec & (cls == 0x67)] = _M.PCCC_OBJ
+    scope[spec & (cls == 0x37)] = _M.FILE
+    scope[spec & (scope < 0) & logix] = _M.LOGIX
+    idx = np.full(n, -1, np.int64)
+    known = scope >= 0
+    idx[known] = _M.luts[scope[known], s[known]]
+    for (c, sv), mid in _M.by_class.items():
+        idx[(cls == c) & (s == sv)] = mid
+    if (pkey >= 0).any():
+        for k, mid in _M.pccc.items():
+            idx[pkey == k] = mid
+    return idx, scope
+
+
+def _names_categories(svc, idx, scope, pccc_rows):
+    """service_name (class-scoped), category, techniques of each row."""
+    names = [m.name for m in _M.items]
+    n = svc.shape[0]
+    # a PCCC meaning names the pccc command; the service itself stays execute_pccc
+    name_idx = idx.copy()
+    name_idx[pccc_rows] = _M.luts[_M.PCCC_OBJ, 0x4B]
+    unknown = name_idx < 0
+    if unknown.any():
+        extra: dict[str, int] = {}
+        for code, sc in set(zip(svc[unknown].tolist(), scope[unknown].tolist(), strict=True)):
+            label = f"unknown_{code}" if sc == _M.GENERIC else f"class_specific_{code}"
+            extra.setdefault(label, len(names) + len(extra))
+        names_all = names + list(extra)
+        for code, sc in set(zip(svc[unknown].tolist(), scope[unknown].tolist(), strict=True)):
+            label = f"unknown_{code}" if sc == _M.GENERIC else f"class_specific_{code}"
+            name_idx[unknown & (svc == code) & (scope == sc)] = extra[label]
+    else:
+        names_all = names
+    service_name = _dict_array(name_idx, names_all)
+    cats = sorted({m.category for m in _M.items if m.category})
+    cat_of = {c: i for i, c in enumerate(cats)}
+    cat_lut = np.array([cat_of.get(m.category, -1) if m.category else -1 for m in _M.items] + [-1])
+    cidx = cat_lut[np.where(idx >= 0, idx, len(_M.items))]
+    category = _dict_array(np.maximum(cidx, 0), cats, mask=cidx < 0)
+    techs = sorted({t for m in _M.items for t in m.techniques})
+    t_of = {t: i for i, t in enumerate(techs)}
+    t_len = np.array([len(m.techniques) for m in _M.items] + [0], np.int64)
+    t_start = np.zeros(t_len.shape[0] + 1, np.int64)
+    np.cumsum(t_len, out=t_start[1:])
+    flat = np.array([t_of[t] for m in _M.items for t in m.techniques], np.int32)
+    midx = np.where(idx >= 0, idx, len(_M.items))
+    lens = t_len[midx]
+    offsets = np.zeros(n + 1, np.int64)
+    np.cumsum(lens, out=offsets[1:])
+    pos = np.arange(offsets[-1]) - np.repeat(offsets[:-1], lens) + np.repeat(t_start[midx], lens)
+    values = pa.DictionaryArray.from_arrays(pa.array(flat[pos]), pa.array(techs, pa.string()))
+    techniques = pa.ListArray.from_arrays(pa.array(offsets.astype(np.int32)), values)
+    return service_name, category, techniques
+
+
+def _optional_names(sem: Semantics, codes: np.ndarray) -> pa.Array:
+    names = sem.names(np.maximum(codes, 0))
+    return pa.DictionaryArray.from_arrays(
+        pa.array(names.indices.to_numpy(zero_copy_only=False), mask=codes < 0), names.dictionary
+    )
+
+
+def _col(v: np.ndarray, dtype) -> pa.Array:
+    return pa.array(v.astype(dtype), mask=v < 0)
+
+
+def _strings(offsets: np.ndarray, data: np.ndarray, valid: np.ndarray) -> pa.Array:
+    n = offsets.shape[0] - 1
+    mask = pa.array(valid).buffers()[1] if not valid.all() else None
+    return pa.StringArray.from_buffers(
+        n, pa.py_buffer(offsets.astype(np.int32)), pa.py_buffer(data), mask
+    )
+
+
+def _list_identity(data: bytes, q: int) -> dict[str, object] | None:
+    """ListIdentity item 0x000C at ``data[q:]`` (item body), or None when malformed."""
+    body = data[q:]
+    if len(body) < 33:
+        return None
+    family, port = int.from_bytes(body[2:4], "big"), int.from_bytes(body[4:6], "big")
+    addr = ".".join(str(x) for x in body[6:10])
+    vendor = int.from_bytes(body[18:20], "little")
+    dtype = int.from_bytes(body[20:22], "little")
+    prod = int.from_bytes(body[22:24], "little")
+    major, minor = body[24], body[25]
+    status = int.from_bytes(body[26:28], "little")
+    serial = int.from_bytes(body[28:32], "little")
+    nlen = body[32]
+    name = body[33 : 33 + nlen]
+    if len(name) < nlen:
+        return None
+    state = body[33 + nlen] if len(body) > 33 + nlen else None
+    return {
+        "vendor_id": vendor,
+        "device_type": dtype,
+        "product_code": prod,
+        "revision": f"{major}.{minor}",
+        "serial_number": f"{serial:08x}",
+        "product_name": name.decode("latin-1"),
+        "device_status": status,
+        "state": state,
+        "socket_address": f"{addr}:{port}" if family == 2 else None,
+    }
+
+
+class EnipDissector(Dissector):
+    name = "enip"
+    tables = SCHEMA
+    framers = (framing.ENIP,)
+    wants_udp = True
+    semantics = (
+        COMMANDS,
+        ENCAP_STATUS,
+        SERVICES,
+        CM_SERVICES,
+        LOGIX_SERVICES,
+        FILE_SERVICES,
+        PCCC_SERVICES,
+        PCCC,
+        CLASS_SERVICES,
+        CLASSES,
+        GENERAL_STATUS,
+        DEVICE_TYPES,
+    )
+
+    def __init__(self) -> None:
+        self.enip_matcher = RequestMatcher(width=1)
+        self.cip_matcher = RequestMatcher(width=10)
+        self._symbols: list[str] = []
+        self._symbol_ids: dict[str, int] = {}
+
+    # -- entry point -----------------------------------------------------------------------
+    def process(self, ctx: ChunkContext) -> dict[str, pa.RecordBatch]:
+        out: dict[str, list[pa.RecordBatch]] = {"enip": [], "cip": [], "enip_io": []}
+        idx = ctx.pdus(framing.ENIP)
+        if idx.shape[0]:
+            P = ctx.track.pdus
+            in_arena, off, length = ctx.pdu_locations(idx)
+            env = ctx.pdu_envelope(idx)
+            meta = {
+                "flow": P[idx, T.P_FLOW],
+                "frame": P[idx, T.P_FRAME],
+                "ts": P[idx, T.P_TS],
+                "sport": P[idx, T.P_SPORT],
+                "dport": P[idx, T.P_DPORT],
+                "orig": P[idx, T.P_ORIG] != 0,
+            }
+            self._decode(
+                ctx, env, in_arena, off, length, meta, True, out, lambda k: ctx.pdu_bytes(idx[k])
+            )
+        pk = ctx.udp(min_payload=18) if ctx.cols.shape[0] else np.zeros(0, np.int64)
+        if pk.shape[0]:
+            c = ctx.cols
+            kind = np.zeros(pk.shape[0], np.int64)
+            io = np.full((pk.shape[0], 3), -1, np.int64)
+            _probe_udp(ctx.chunk.buf, c[pk, L.PAY_OFF], c[pk, L.PAY_LEN], kind, io)
+            enc = np.flatnonzero(kind == 1)
+            if enc.shape[0]:
+                p = pk[enc]
+                env = ctx.packet_envelope(p)
+                flow = ctx.track.pkt_flow[p]
+                meta = {
+                    "flow": flow,
+                    "frame": ctx.chunk.first_frame + p,
+                    "ts": ctx.chunk.ts[p],
+                    "sport": c[p, L.SPORT],
+                    "dport": c[p, L.DPORT],
+                    "orig": ctx.track.pkt_orig[p] != 0,
+                }
+                buf = ctx.chunk.buf
+                offs, lens = c[p, L.PAY_OFF], c[p, L.PAY_LEN]
+                self._decode(
+                    ctx,
+                    env,
+                    np.zeros(p.shape[0], np.int64),
+                    offs,
+                    lens,
+                    meta,
+                    False,
+                    out,
+                    lambda k: bytes(buf[offs[k] : offs[k] + lens[k]]),
+                )
+            iok = np.flatnonzero(kind == 2)
+            if iok.shape[0]:
+                env = ctx.packet_envelope(pk[iok])
+                batch = dict(env)
+                batch["connection_id"] = _col(io[iok, 0], np.int64)
+                batch["sequence"] = _col(io[iok, 1], np.int64)
+                batch["data_length"] = _col(io[iok, 2], np.int32)
+                out["enip_io"].append(pa.RecordBatch.from_pydict(batch, schema=ENIP_IO))
+        result = {}
+        for table, batches in out.items():
+            if len(batches) == 1:
+                result[table] = batches[0]
+            elif batches:
+                t = pa.Table.from_batches(batches).unify_dictionaries().combine_chunks()
+                result[table] = t.to_batches()[0]
+        return result
+
+    # -- one set of encapsulation PDUs -----------------------------------------------------
+    def _decode(self, ctx, env, in_arena, off, length, meta, tcp, out, pdu_bytes) -> None:
+        n = off.shape[0]
+        buf, arena = ctx.chunk.buf, ctx.track.arena
+        X = np.empty((n, NX), np.int64)
+        _encap(buf, arena, in_arena, off, length, X)
+        counts = np.zeros(n, np.int64)
+        starts = np.zeros(n + 1, np.int64)
+        dummy = np.empty((0, NC), np.int64)
+        _cip(buf, arena, in_arena, X, counts, starts, dummy, 0)
+        np.cumsum(counts, out=starts[1:])
+        C = np.empty((int(starts[-1]), NC), np.int64)
+        _cip(buf, arena, in_arena, X, counts, starts, C, 1)
+
+        cmd = X[:, X_CMD]
+        # direction: the CIP response bit where there is a message, else the command's shape
+        server = (meta["sport"] == 44818) & (meta["dport"] != 44818)
+        client = (meta["dport"] == 44818) & (meta["sport"] != 44818)
+        is_req = np.where(client | server, client, meta["orig"])
+        listing = (cmd == 0x63) | (cmd == 0x04) | (cmd == 0x64) | (cmd == 0x01)
+        is_req = np.where(listing, X[:, X_LEN] == 0, is_req)
+        has_cip = counts > 0
+        if has_cip.any():
+            first = starts[:-1][has_cip]
+            is_req[has_cip] = C[first, C_ISREQ] == 1
+
+        self._enip_rows(ctx, env, X, off, counts, is_req, meta, tcp, out, pdu_bytes)
+        if C.shape[0]:
+            self._cip_rows(ctx, env, X, C, in_arena, meta, tcp, out)
+        bad = np.flatnonzero(X[:, X_WEIRD] != OK)
+        if bad.shape[0]:
+            ctx.weird(
+                take_envelope(env, bad),
+                [WEIRD[int(s)] for s in X[bad, X_WEIRD]],
+                [
+                    f"command 0x{int(c) & 0xFFFF:04x}, {int(ln)} bytes"
+                    for c, ln in zip(cmd[bad], length[bad], strict=True)
+                ],
+                "enip",
+            )
+
+    def _enip_rows(self, ctx, env, X, off, counts, is_req, meta, tcp, out, pdu_bytes) -> None:
+        n = X.shape[0]
+        cmd = X[:, X_CMD]
+        ctxv = X[:, X_CTX]
+        batch = dict(env)
+        # pairing: unconnected by (flow, context, command); connected by (flow, sequence)
+        key2 = np.where(cmd == 0x70, (X[:, X_CIPSEQ] << 20) | 0x70, ctxv * 31 + cmd)
+        if tcp:
+            matched, req_frame, req_ts, _ = self.enip_matcher.match(
+                meta["flow"], key2, is_req, meta["frame"], meta["ts"], cmd.reshape(n, 1)
+            )
+        else:
+            matched = np.zeros(n, bool)
+            req_frame = req_ts = np.zeros(n, np.int64)
+        ident: dict[str, list] = {
+            k: [None] * n
+            for k in (
+                "vendor_id",
+                "device_type",
+                "product_code",
+                "revision",
+                "serial_number",
+                "product_name",
+                "device_status",
+                "state",
+                "socket_address",
+            )
+        }
+        for k in np.flatnonzero(X[:, X_IDENT_OFF] >= 0):
+            data = pdu_bytes(int(k))
+            rel = int(X[k, X_IDENT_OFF]) - int(off[k])
+            info = _list_identity(data, rel) if rel >= 0 else None
+            if info is None:
+                ctx.weird(
+                    take_envelope(env, np.array([k])), [WEIRD[W_BAD_LIST_IDENTITY]], [None], "enip"
+                )
+                continue
+            for key, v in info.items():
+                ident[key][int(k)] = v
+        vid = np.array([v if v is not None else -1 for v in ident["vendor_id"]], np.int64)
+        dtyp = np.array([v if v is not None else -1 for v in ident["device_type"]], np.int64)
+        st = np.array([v if v is not None else -1 for v in ident["state"]], np.int64)
+        vendor_names = (
+            [VENDORS.get(int(v), f"vendor_{int(v)}") if v >= 0 else None for v in vid]
+            if (vid >= 0).any()
+            else [None] * n
+        )
+        batch.update(
+            {
+                "is_request": pa.array(is_req),
+                "command": pa.array(cmd.astype(np.int32)),
+                "command_name": COMMANDS.names(np.maximum(cmd, 0)),
+                "category": _command_categories(cmd),
+                "length": _col(X[:, X_LEN], np.int32),
+                "session_handle": _col(X[:, X_SESSION], np.int64),
+                "status": _col(X[:, X_STATUS], np.int64),
+                "status_name": _optional_names(ENCAP_STATUS, X[:, X_STATUS]),
+                "sender_context": _context(ctxv, X[:, X_SESSION] < 0),
+                "options": _col(X[:, X_OPTIONS], np.int64),
+                "item_count": _col(X[:, X_ITEMS], np.int32),
+                "connection_id": _col(X[:, X_CONNID], np.int64),
+                "cip_sequence": _col(X[:, X_CIPSEQ], np.int32),
+                "cip_messages": pa.array(counts.astype(np.int32)),
+                "vendor_id": _col(vid, np.int32),
+                "vendor_name": pa.array(vendor_names, pa.string()).dictionary_encode(),
+                "device_type": _col(dtyp, np.int32),
+                "device_type_name": _optional_names(DEVICE_TYPES, dtyp),
+                "product_code": pa.array(ident["product_code"], pa.int32()),
+                "revision": pa.array(ident["revision"], pa.string()),
+                "serial_number": pa.array(ident["serial_number"], pa.string()),
+                "product_name": pa.array(ident["product_name"], pa.string()),
+                "device_status": pa.array(ident["device_status"], pa.int32()),
+                "state": _col(st, np.int16),
+                "state_name": pa.array(
+                    [STATES.get(int(s), f"state_{int(s)}") if s >= 0 else None for s in st]
+                    if (st >= 0).any()
+                    else [None] * n,
+                    pa.string(),
+                ).dictionary_encode(),
+                "socket_address": pa.array(ident["socket_address"], pa.string()),
+                "request_frame": pa.array(np.where(matched, req_frame, 0), mask=~matched),
+                "latency": pa.array(
+                    np.where(matched, (meta["ts"] - req_ts) / 1e9, 0.0), mask=~matched
+                ),
+            }
+        )
+        out["enip"].append(pa.RecordBatch.from_pydict(batch, schema=ENIP))
+
+    def _cip_rows(self, ctx, env, X, C, in_arena, meta, tcp, out) -> None:
+        m = C.shape[0]
+        j = C[:, C_PDU]
+        is_req = C[:, C_ISREQ] == 1
+        svc = C[:, C_SERVICE]
+        enc_cmd = X[j, X_CMD]
+        # symbols: counted by the kernel, copied into one Arrow string buffer
+        symlen = np.maximum(C[:, C_SYMLEN], 0)
+        has_sym = symlen > 0
+        srows = np.flatnonzero(has_sym)
+        soff = np.zeros(srows.shape[0] + 1, np.int64)
+        np.cumsum(symlen[srows], out=soff[1:])
+        sdata = np.empty(int(soff[-1]), np.uint8)
+        _symbols(ctx.chunk.buf, ctx.track.arena, in_arena, C, srows, soff, sdata)
+        sym_ids = np.full(m, -1, np.int64)
+        if srows.shape[0]:
+            sarr = _strings(soff, sdata, np.ones(srows.shape[0], bool)).dictionary_encode()
+            local = [self._symbol_id(s) for s in sarr.dictionary.to_pylist()]
+            sym_ids[srows] = np.array(local, np.int64)[sarr.indices.to_numpy()]
+        # pairing: (flow, sender context) unconnected, (flow, sequence) connected; position
+        pos = C[:, C_POS]
+        ctxv = X[j, X_CTX]
+        key2 = np.where(
+            enc_cmd == 0x70,
+            (X[j, X_CIPSEQ] << 32) | (pos & 0xFFFFFFF) | (np.int64(1) << 62),
+            ctxv * 1000003 + pos,
+        )
+        payload = np.stack(
+            [
+                C[:, C_CLASS],
+                C[:, C_INST],
+                C[:, C_ATTR],
+                C[:, C_MEMBER],
+                sym_ids,
+                svc,
+                C[:, C_WRAP],
+                C[:, C_PCMD],
+                C[:, C_PFNC],
+                C[:, C_NSEG],
+            ],
+            axis=1,
+        )
+        if tcp:
+            matched, req_frame, req_ts, pl = self.cip_matcher.match(
+                meta["flow"][j], key2, is_req, meta["frame"][j], meta["ts"][j], payload
+            )
+        else:
+            matched = np.zeros(m, bool)
+            req_frame = req_ts = np.zeros(m, np.int64)
+            pl = payload
+        us_fail = matched & (svc == 0x52) & (pl[:, 5] != 0x52) & ((pl[:, 6] & 2) != 0)
+        matched &= (pl[:, 5] == svc) | us_fail
+        fill = matched & ~is_req
+        cls, inst, attr, member = C[:, C_CLASS], C[:, C_INST], C[:, C_ATTR], C[:, C_MEMBER]
+        wrap, pcmd, pfnc = C[:, C_WRAP], C[:, C_PCMD], C[:, C_PFNC]
+        for col, k in (
+            (cls, 0),
+            (inst, 1),
+            (attr, 2),
+            (member, 3),
+            (sym_ids, 4),
+            (pcmd, 7),
+            (pfnc, 8),
+        ):
+            col[fill] = pl[fill, k]
+        wrap[fill & (wrap < 1)] = pl[fill & (wrap < 1), 6]
+        if us_fail.any():
+            cls[us_fail], inst[us_fail] = 6, 1
+            attr[us_fail] = member[us_fail] = sym_ids[us_fail] = -1
+            wrap[us_fail] = np.where(pl[us_fail, 6] == 3, 1, -1)
+        # Connection Manager fields mean something only on the Connection Manager
+        not_cm = cls != 0x06
+        for c in (C_OTCID, C_TOCID, C_CSERIAL, C_OVENDOR, C_OSERIAL, C_OTRPI, C_TORPI):
+            C[not_cm, c] = -1
+        not_pccc = cls != 0x67
+        pcmd[not_pccc] = -1
+        pfnc[not_pccc] = -1
+        pkey = np.where((pcmd >= 0) & (pfnc >= 0), (pcmd << 8) | np.maximum(pfnc, 0), -1)
+        pkey = np.where((pkey < 0) & (pcmd >= 0), pcmd << 8 | 0xFF00000, pkey)
+        logix = (
+            (sym_ids >= 0)
+            | (cls == 0x6B)
+            | (cls == 0x6C)
+            | ((cls >= 0x64) & (cls <= 0xC7) & (cls != 0x67))
+            | ((cls < 0) & (C[:, C_NSEG] <= 0) & ~is_req & ~matched)
+        )
+        idx, scope = _service_meanings(svc, cls, logix, pkey)
+        pccc_rows = (pkey >= 0) & (cls == 0x67)
+        service_name, category, techniques = _names_categories(svc, idx, scope, pccc_rows)
+        symbols = None
+        if (sym_ids >= 0).any():
+            strs = np.array(self._symbols + [""], dtype=object)
+            symbols = pa.array(np.where(sym_ids >= 0, strs[sym_ids], None), pa.string())
+        else:
+            symbols = pa.nulls(m, pa.string())
+        pname_codes = np.where(pccc_rows & (pfnc >= 0), pkey, -1)
+        wrap_idx = np.where(wrap > 0, wrap - 1, 0)
+        batch = take_envelope(env, j)
+        batch.update(
+            {
+                "enip_command": pa.array(enc_cmd.astype(np.int32)),
+                "connection_id": _col(X[j, X_CONNID], np.int64),
+                "cip_sequence": _col(X[j, X_CIPSEQ], np.int32),
+                "wrapper": _dict_array(
+                    wrap_idx, [WRAPPERS[1], WRAPPERS[2], WRAPPERS[3]], wrap <= 0
+                ),
+                "wrapper_index": _col(C[:, C_WIDX], np.int32),
+                "is_request": pa.array(is_req),
+                "service": pa.array(svc.astype(np.int16)),
+                "service_name": service_name,
+                "category": category,
+                "techniques": techniques,
+                "class_id": _col(cls, np.int32),
+                "class_name": _optional_names(CLASSES, cls),
+                "instance_id": _col(inst, np.int64),
+                "attribute_id": _col(attr, np.int32),
+                "member_id": _col(member, np.int64),
+                "symbol": symbols,
+                "general_status": _col(C[:, C_GSTAT], np.int16),
+                "general_status_name": _optional_names(GENERAL_STATUS, C[:, C_GSTAT]),
+                "extended_status": _col(C[:, C_EXT], np.int32),
+                "ot_connection_id": _col(C[:, C_OTCID], np.int64),
+                "to_connection_id": _col(C[:, C_TOCID], np.int64),
+                "connection_serial": _col(C[:, C_CSERIAL], np.int32),
+                "originator_vendor": _col(C[:, C_OVENDOR], np.int32),
+                "originator_serial": _col(C[:, C_OSERIAL], np.int64),
+                "ot_rpi": _col(C[:, C_OTRPI], np.int64),
+                "to_rpi": _col(C[:, C_TORPI], np.int64),
+                "pccc_command": _col(pcmd, np.int16),
+                "pccc_function": _col(pfnc, np.int16),
+                "pccc_name": _optional_names(PCCC, pname_codes),
+                "request_frame": pa.array(np.where(matched, req_frame, 0), mask=~matched),
+                "latency": pa.array(
+                    np.where(matched, (meta["ts"][j] - req_ts) / 1e9, 0.0), mask=~matched
+                ),
+            }
+        )
+        out["cip"].append(pa.RecordBatch.from_pydict(batch, schema=CIP))
+        bad = np.flatnonzero(C[:, C_WEIRD] != OK)
+        if bad.shape[0]:
+            ctx.weird(
+                take_envelope(batch, bad),
+                [WEIRD[int(s)] for s in C[bad, C_WEIRD]],
+                [
+                    f"service 0x{int(s):02x}, {int(ln)} bytes"
+                    for s, ln in zip(svc[bad], C[bad, C_MLEN], strict=True)
+                ],
+                "cip",
+            )
+
+    def _symbol_id(self, s: str) -> int:
+        k = self._symbol_ids.get(s)
+        if k is None:
+            if len(self._symbols) >= 1_000_000:  # bounded memory on hostile traffic
+                self._symbols.clear()
+                self._symbol_ids.clear()
+            k = len(self._symbols)
+            self._symbols.append(s)
+            self._symbol_ids[s] = k
+        return k
+
+
+def _context(ctxv: np.ndarray, missing: np.ndarray) -> pa.Array:
+    raw = np.ascontiguousarray(ctxv.astype("<i8")).view(np.uint8)
+    mask = None if not missing.any() else pa.array(~missing).buffers()[1]
+    return pa.FixedSizeBinaryArray.from_buffers(
+        pa.binary(8), ctxv.shape[0], [mask, pa.py_buffer(raw)]
+    )
+
+
+def _command_categories(cmd: np.ndarray) -> pa.Array:
+    cats = sorted({m.category for m in COMMANDS.rows.values() if m.category})
+    lut = {int(k): cats.index(m.category) for k, m in COMMANDS.rows.items() if m.category}
+    idx = np.array([lut.get(int(c), -1) for c in np.unique(cmd)]) if cmd.shape[0] else np.zeros(0)
+    uniq = np.unique(cmd)
+    codes = np.full(cmd.shape[0], -1, np.int64)
+    for u, c in zip(uniq, idx, strict=True):
+        codes[cmd == u] = c
+    return _dict_array(np.maximum(codes, 0), cats, mask=codes < 0)
+
+
+def decode_pdus(pdus: list[bytes]) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """Run the kernels over standalone encapsulation PDUs (tests, fuzzing, plugins).
+
+    Returns the encapsulation matrix, the CIP message matrix and the dotted symbols.
+    """
+    buf = np.frombuffer(b"".join(pdus) or b"\0", np.uint8)
+    lens = np.array([len(p) for p in pdus], np.int64)
+    off = np.zeros(lens.shape[0], np.int64)
+    np.cumsum(lens[:-1], out=off[1:]) if lens.shape[0] > 1 else None
+    in_arena = np.zeros(lens.shape[0], np.int64)
+    X = np.empty((lens.shape[0], NX), np.int64)
+    _encap(buf, buf, in_arena, off, lens, X)
+    counts = np.zeros(lens.shape[0], np.int64)
+    starts = np.zeros(lens.shape[0] + 1, np.int64)
+    _cip(buf, buf, in_arena, X, counts, starts, np.empty((0, NC), np.int64), 0)
+    np.cumsum(counts, out=starts[1:])
+    C = np.empty((int(starts[-1]), NC), np.int64)
+    _cip(buf, buf, in_arena, X, counts, starts, C, 1)
+    symlen = np.maximum(C[:, C_SYMLEN], 0)
+    rows = np.flatnonzero(symlen > 0)
+    soff = np.zeros(rows.shape[0] + 1, np.int64)
+    np.cumsum(symlen[rows], out=soff[1:])
+    data = np.empty(int(soff[-1]), np.uint8)
+    _symbols(buf, buf, in_arena, C, rows, soff, data)
+    raw = data.tobytes()
+    names = [raw[soff[k] : soff[k + 1]].decode("latin-1") for k in range(rows.shape[0])]
+    for k in np.flatnonzero(X[:, X_IDENT_OFF] >= 0):
+        _list_identity(pdus[int(k)], int(X[k, X_IDENT_OFF] - off[k]))
+    return X, C, names
+
+
+DISSECTOR = EnipDissector
