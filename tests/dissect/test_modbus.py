@@ -144,3 +144,14 @@ def test_generated_modbus_matches_truth(samples):
     )
     want = [(m.frame, m.trans_id, m.function & 0x7F) for m in truth.modbus]
     assert got == want
+
+
+def test_non_modbus_on_port_502_is_not_modbus(corpus):
+    """A DCE/RPC scan of port 502 (second connection) yields no Modbus rows."""
+    d = decode(Path(corpus) / "modbus/zeek__modbus-and-non-modbus-p502.pcap")
+    t = d.tables["modbus"]
+    frames = t.column("frame").to_pylist()
+    assert frames == [4, 5, 7, 8, 10, 11, 13, 14, 16, 17, 19, 20]
+    flows = {r["src_port"]: r["app_protocol"] for r in
+             d.flows.select(["src_port", "app_protocol"]).to_pylist()}
+    assert flows[3082] == "modbus" and flows[38129] == ""
