@@ -150,6 +150,8 @@ def detect(b, p, n, sport, dport):
     if n >= 10 and b[p] == 0x05 and b[p + 1] == 0x64 and b[p + 2] >= 5:
         if _dnp3_crc(b, p, 8) == _le16(b, p + 8):
             return DNP3
+        if sport == 20000 or dport == 20000:
+            return DNP3  # registered port as tie-breaker: the bad CRC becomes a weird row
     if n >= 7 and b[p] == 3 and b[p + 1] == 0:
         tl = _be16(b, p + 2)
         li = np.int64(b[p + 4])
