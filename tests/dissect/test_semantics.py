@@ -49,48 +49,30 @@ def test_every_technique_id_exists_in_attack_for_ics():
     assert len(used) >= 25
 
 
-def _keys(protocol: str) -> set:
-    keys: set = set()
+def _space(protocol: str, space: str):
     for name, sem in _all_tables():
-        if name == protocol:
-            keys |= set(sem.rows)
-    return keys
+        if name == protocol and sem.space == space:
+            return sem
+    raise AssertionError(f"{protocol} has no semantics table {space!r}")
 
 
-# Every code of ../shared/PROTOCOLS.md, section by section, as (protocol, code).
+def _pccc(*pairs: tuple[int, int]) -> list[int]:
+    return [(cmd << 8) | fnc for cmd, fnc in pairs]
+
+
+# Every code of ../shared/PROTOCOLS.md, transcribed section by section as
+# (protocol, code space, codes). Composite codes are keyed as the dissectors key them.
 PROTOCOLS_MD = {
-    "3.1 Modbus": (
+    "3.1 Modbus function codes": (
         "modbus",
-        [
-            1,
-            2,
-            3,
-            4,
-            5,
-            15,
-            6,
-            16,
-            22,
-            23,
-            21,
-            20,
-            0x00,
-            0x01,
-            0x04,
-            0x0A,
-            0x14,
-            7,
-            11,
-            12,
-            24,
-            17,
-            43,
-            14,
-            90,
-        ],
+        "func_code",
+        [1, 2, 3, 4, 5, 15, 6, 16, 22, 23, 21, 20, 8, 7, 11, 12, 24, 17, 43, 90],
     ),
+    "3.1 Modbus FC 8 sub-functions": ("modbus", "sub_function", [0x00, 0x01, 0x04, 0x0A, 0x14]),
+    "3.1 Modbus FC 43 MEI": ("modbus", "mei_type", [14, 13]),
     "3.1a UMAS": (
         "modbus",
+        "umas_code",
         [
             0x01,
             0x02,
@@ -124,15 +106,130 @@ PROTOCOLS_MD = {
             0xFD,
         ],
     ),
-    "3.5 PROFINET DCP": ("profinet", [5, 3, 6, 4]),
+    "3.2 DNP3 application functions": ("dnp3", "func_code", [*range(0, 34), 129, 130, 131]),
+    "3.2 DNP3 link PRM 0/1 (primary)": ("dnp3", "link_func", [0x10, 0x11]),
+    "3.3 ENIP encapsulation": ("enip", "command", [0x63, 0x04, 0x64, 0x65, 0x66, 0x6F, 0x70]),
+    "3.3 CIP services": (
+        "enip",
+        "service",
+        [0x01, 0x03, 0x0E, 0x02, 0x04, 0x10, 0x05, 0x06, 0x07, 0x08, 0x09, 0x15, 0x16],
+    ),
+    "3.3 CIP Connection Manager": ("enip", "service_connection_manager", [0x54, 0x5B, 0x4E, 0x52]),
+    "3.3 Logix services": ("enip", "service_logix", [0x4C, 0x52, 0x55, 0x4D, 0x53, 0x4E]),
+    "3.3 Execute PCCC": ("enip", "service_pccc", [0x4B]),
+    "3.3 CIP classes File/PCCC": ("enip", "class", [0x37, 0x67, 0x06, 0x01, 0xF5, 0xF6, 0x43]),
+    "3.3 PCCC": (
+        "enip",
+        "pccc",
+        _pccc(
+            (0x0F, 0x05),
+            (0x0F, 0x50),
+            (0x0F, 0x52),
+            (0x07, 0x04),
+            (0x0F, 0x06),
+            (0x0F, 0x53),
+            (0x0F, 0x55),
+            (0x07, 0x06),
+            (0x0F, 0x3A),
+            (0x0F, 0x80),
+            (0x07, 0x03),
+            (0x0F, 0x07),
+            (0x0F, 0x0A),
+            (0x0F, 0x57),
+            (0x07, 0x00),
+            (0x07, 0x01),
+            (0x0F, 0x41),
+            (0x0F, 0x67),
+            (0x0F, 0xAA),
+            (0x0F, 0xAB),
+            (0x0F, 0xAF),
+            (0x06, 0x03),
+        ),
+    ),
+    "3.4 S7comm functions": (
+        "s7comm",
+        "func_code",
+        [0xF0, 0x04, 0x05, 0x1A, 0x1B, 0x1C, 0x1D, 0x1E, 0x1F, 0x28, 0x29],
+    ),
+    "3.4 S7comm PI services": (
+        "s7comm",
+        "pi_service",
+        ["P_PROGRAM", "_INSE", "_DELE", "_MODU", "_GARB"],
+    ),
+    "3.4 S7comm userdata": (
+        "s7comm",
+        "userdata",
+        [
+            (0, 0),
+            (0, 1),
+            (0, 2),
+            (0, 3),
+            (0, 6),
+            (1, 7),
+            (1, 9),
+            (1, 8),
+            (1, 12),
+            (3, 1),
+            (3, 2),
+            (3, 3),
+            (4, 1),
+            (5, 1),
+            (5, 2),
+        ],
+    ),
+    "3.4 S7comm SZL": ("s7comm", "szl_id", [0x0011, 0x001C, 0x0424, 0x00A0]),
+    "3.5 PROFINET DCP services": ("profinet", "service_id", [5, 3, 6, 4]),
+    "3.5 PROFINET DCP Set blocks": (
+        "profinet",
+        "block",
+        [(1, 2), (1, 3), (2, 2), (5, 1), (5, 2), (5, 3), (5, 5), (5, 6)],
+    ),
+    "3.5 PROFINET DCP block qualifier": ("profinet", "block_qualifier", [0, 1]),
+    "3.6 IEC 104 U functions": ("iec104", "u_function", [1, 2, 4, 8, 16, 32]),
+    # 22-29 and 88-89 are reserved in IEC 60870-5-101/-104 and IEC 62351-5
+    "3.6 IEC 104 type ids": (
+        "iec104",
+        "type_id",
+        [
+            *range(1, 22),
+            *range(30, 41),
+            45,
+            46,
+            47,
+            58,
+            59,
+            60,
+            48,
+            49,
+            50,
+            61,
+            62,
+            63,
+            51,
+            64,
+            100,
+            101,
+            102,
+            103,
+            105,
+            107,
+            110,
+            111,
+            112,
+            113,
+            *range(120, 128),
+            *range(81, 88),
+            *range(90, 96),
+        ],
+    ),
+    "3.6 IEC 104 COT": ("iec104", "cot", [6, 7, 8, 10, 44, 45, 46, 47]),
 }
 
 
 @pytest.mark.parametrize("section", sorted(PROTOCOLS_MD))
 def test_protocols_md_codes_are_declared(section):
-    protocol, codes = PROTOCOLS_MD[section]
-    if protocol not in registry().dissectors:
-        pytest.fail(f"no dissector for {protocol}")
-    keys = _keys(protocol)
-    missing = [c for c in codes if c not in keys]
-    assert not missing, f"{section}: codes not in {protocol}'s semantics tables: {missing}"
+    protocol, space, codes = PROTOCOLS_MD[section]
+    assert protocol in registry().dissectors, f"no dissector for {protocol}"
+    sem = _space(protocol, space)
+    missing = [c for c in codes if c not in sem]
+    assert not missing, f"{section}: not in {protocol}.{space}: {missing}"
