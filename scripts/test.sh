@@ -22,10 +22,21 @@ if ! command -v tshark >/dev/null 2>&1 || ! command -v capinfos >/dev/null 2>&1;
     fi
 fi
 
-# Compile the numba kernels once, before the test workers start (they share the cache).
+# Compile the numba kernels once, before the test workers start (they share the cache):
+# the generated sample, and one real capture per protocol when the shared corpus is there.
 warm=$(mktemp -d)
 .venv/bin/python -m otsight.testing.samples "$warm" >/dev/null
-.venv/bin/otsight analyze "$warm/sample.pcap" --json >/dev/null
+captures=("$warm/sample.pcap")
+corpus=../shared/corpus
+for f in modbus/ICS-Security-Tools__modbus_test_data_part2.pcap dnp3/ICS-Security-Tools__dnp3.pcap \
+         dnp3/zeek__dnp3_udp_select_operate.pcap enip/ICS-Security-Tools__EthernetIP-CIP.pcap \
+         enip/nDPI__cip_io.pcap s7comm/ICS-Security-Tools__s7comm_clean.pcap \
+         iec104/ICS-Security-Tools__TestDissectIec104.pcap bacnet/icsnpp-bacnet__bacnet_example.pcap \
+         profinet/ICS-Security-Tools__ChangeIPUsingDCP.pcap; do
+    [ -f "$corpus/$f" ] && captures+=("$corpus/$f")
+done
+echo "compiling kernels (first run only)..." >&2
+.venv/bin/otsight analyze "${captures[@]}" --json >/dev/null || true
 rm -rf "$warm"
 
 status=0
