@@ -194,8 +194,23 @@ def detect(b, p, n, sport, dport):
             if 1 <= fc <= 127 and 6 + ln == n:
                 return MBAP
     if n >= 6 and b[p] == 0x68 and b[p + 1] >= 4 and 2 + np.int64(b[p + 1]) <= n:
+        ln = 2 + np.int64(b[p + 1])
         ctl = np.int64(b[p + 2])
-        if (ctl & 1) == 0 or (ctl & 3) == 1 or (ctl & 3) == 3:
-            if sport == 2404 or dport == 2404 or 2 + np.int64(b[p + 1]) == n:
+        ok = False
+        if (ctl & 1) == 0:  # I-frame: plausible type id and cause of transmission
+            ok = ln >= 12 and 1 <= b[p + 6] <= 127 and 1 <= (b[p + 8] & 0x3F) <= 47
+        elif (ctl & 3) == 1:  # S-frame
+            ok = ln == 6 and b[p + 3] == 0
+        else:  # U-frame: exactly one function bit, the rest zero
+            uf = ctl >> 2
+            ok = (
+                ln == 6
+                and (uf == 1 or uf == 2 or uf == 4 or uf == 8 or uf == 16 or uf == 32)
+                and b[p + 3] == 0
+                and b[p + 4] == 0
+                and b[p + 5] == 0
+            )
+        if ok and (ln == n or b[p + ln] == 0x68):
+            if sport == 2404 or dport == 2404 or ln == n:
                 return IEC104
     return NONE
