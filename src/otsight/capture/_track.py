@@ -550,8 +550,8 @@ def _frame(
                 _slot_free(M, SFREE, BFREE, s)
                 s = s2
                 F[rec, F_CARRY0 + side] = s
-            if clen >= need:
-                continue
+            # (a PDU that is only a header, e.g. ENIP with length 0, is complete right here:
+            # fall through so it is emitted even when this segment has no bytes left)
         take = need - clen
         if take > n - i:
             take = n - i
