@@ -108,6 +108,7 @@ class ChunkContext:
     addrs: np.ndarray
     track: Any  # otsight.capture.flows.TrackResult
     weird_batches: list[pa.RecordBatch] = field(default_factory=list)
+    _memo: dict = field(default_factory=dict, repr=False)
 
     # -- selecting what to decode ------------------------------------------------------------
     def pdus(self, framer: int) -> np.ndarray:
@@ -128,10 +129,13 @@ class ChunkContext:
 
     def udp(self, min_payload: int = 1) -> np.ndarray:
         """Packet indices of UDP datagrams with a payload (dissectors probe the content)."""
-        c = self.cols
-        return np.flatnonzero(
-            (c[:, L.PROTO] == 17) & (c[:, L.PAY_LEN] >= min_payload) & (c[:, L.IPVER] != 0)
-        )
+        key = ("udp", min_payload)
+        if key not in self._memo:  # several dissectors ask; the scan is over every packet
+            c = self.cols
+            self._memo[key] = np.flatnonzero(
+                (c[:, L.PROTO] == 17) & (c[:, L.PAY_LEN] >= min_payload) & (c[:, L.IPVER] != 0)
+            )
+        return self._memo[key]
 
     def ethertype(self, value: int) -> np.ndarray:
         return np.flatnonzero(self.cols[:, L.ETHERTYPE] == value)
