@@ -252,11 +252,15 @@ def loud(msg: str) -> None:
 # --------------------------------------------------------------------------- tools
 
 
+OTSIGHT_ARGS: list[str] = []  # extra `otsight analyze` options (--otsight-arg)
+
+
 def run_otsight(otsight: list[str], capture: str) -> tuple[Run, int | None]:
     with tempfile.TemporaryDirectory(prefix="otsight-bench-") as tmp:
         out_dir = os.path.join(tmp, "out")
         stdout_path = os.path.join(tmp, "stdout.json")
-        run = run_measured([*otsight, "analyze", capture, "--out", out_dir, "--json"], stdout_path)
+        cmd = [*otsight, "analyze", capture, "--out", out_dir, "--json", *OTSIGHT_ARGS]
+        run = run_measured(cmd, stdout_path)
         with open(stdout_path, encoding="utf-8", errors="replace") as f:
             text = f.read()
     packets = find_packets(parse_json_stdout(text))
@@ -306,6 +310,12 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("captures", nargs="+", metavar="CAPTURE")
     ap.add_argument("--otsight-cmd", default=None, help="otsight command (shell-split)")
+    ap.add_argument(
+        "--otsight-arg",
+        action="append",
+        default=[],
+        help="extra option for `otsight analyze`, repeatable (e.g. --otsight-arg=--tables=flows)",
+    )
     ap.add_argument("--no-otsight", action="store_true")
     ap.add_argument("--no-tshark", action="store_true")
     ap.add_argument("--no-dpkt", action="store_true")
@@ -316,6 +326,7 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
 
     otsight = None if args.no_otsight else shlex.split(args.otsight_cmd or default_otsight_cmd())
+    OTSIGHT_ARGS.extend(args.otsight_arg)
     tools = [
         t
         for t, on in (

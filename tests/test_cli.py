@@ -50,7 +50,8 @@ def test_analyze_json_and_query(samples, tmp_path):
     assert summary["pdus"] == {"modbus": len(truth.modbus)}
     assert summary["arp"] == truth.arp_frames
     assert summary["lldp_systems"] == sorted(truth.lldp_system_names)
-    for table in ("flows", "pdus", "weird", "arp", "lldp", "l2_frames"):
+    assert summary["protocols"]["modbus"] == len(truth.modbus)
+    for table in ("flows", "pdus", "weird", "arp", "lldp", "l2_frames", "modbus", "dnp3", "cip"):
         assert (out / table / "part-0.parquet").is_file()
     assert (out / "state.sqlite").is_file()
 
@@ -175,3 +176,14 @@ def test_plugins_lists_the_dissectors():
     assert proc.returncode == 0, proc.stderr
     names = {row["name"] for row in json.loads(proc.stdout)}
     assert {"modbus", "dnp3", "enip", "s7comm", "profinet", "iec104", "bacnet"} <= names
+
+
+def test_tables_option_limits_what_runs(samples, tmp_path):
+    out = tmp_path / "out"
+    proc = run(
+        "analyze", str(samples["pcap"]), "--out", str(out), "--json", "--tables", "flows,modbus"
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert sorted(json.loads(proc.stdout)["tables"]) == ["flows", "modbus"]
+    proc = run("analyze", str(samples["pcap"]), "--tables", "flows,nonsense")
+    assert proc.returncode == 2 and "unknown table(s) nonsense" in proc.stderr

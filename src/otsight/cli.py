@@ -175,6 +175,14 @@ def analyze(
     packets: Annotated[
         bool, typer.Option("--packets", help="Also write the per-packet L2–L4 table (large).")
     ] = False,
+    tables: Annotated[
+        str | None,
+        typer.Option(
+            "--tables",
+            help="Comma-separated tables to produce (default: all but packets; see `otsight "
+            "plugins`). Dissectors whose tables are not asked for do not run.",
+        ),
+    ] = None,
 ) -> None:
     """Decode captures: L2–L4, flows, TCP reassembly, PDU framing; write event tables."""
     missing = [str(p) for p in captures if not p.is_file()]
@@ -188,16 +196,25 @@ def analyze(
         _warn(
             "first run: compiling decode kernels (about a minute, once; later runs start at once)"
         )
-    from otsight.analyze import DEFAULT_TABLES
     from otsight.analyze import analyze as run
+    from otsight.analyze import default_tables
 
-    tables = list(DEFAULT_TABLES) + (["packets"] if packets else [])
+    known = [*default_tables(), "packets"]
+    wanted = default_tables()
+    if tables:
+        wanted = [t.strip() for t in tables.split(",") if t.strip()]
+        unknown = [t for t in wanted if t not in known]
+        if unknown:
+            _err(f"unknown table(s) {', '.join(unknown)}; known: {', '.join(known)}")
+            raise typer.Exit(EXIT_INPUT)
+    if packets and "packets" not in wanted:
+        wanted.append("packets")
     progress, update = _progress_reporter(sys.stderr.isatty() and not as_json)
     if progress is not None:
         with progress:
-            summary = run(captures, out, tables, update, command="analyze")
+            summary = run(captures, out, wanted, update, command="analyze")
     else:
-        summary = run(captures, out, tables, None, command="analyze")
+        summary = run(captures, out, wanted, None, command="analyze")
     if first_run:
         mark_kernels_cached()
     for w in summary["warnings"]:

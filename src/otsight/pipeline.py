@@ -55,6 +55,12 @@ class CapturePipeline:
 
     # -- stages --------------------------------------------------------------------------
     def batches(self) -> Iterator[tuple[str, pa.RecordBatch]]:
+        """Every batch of every table asked for, in capture order."""
+        for table, batch in self._stages():
+            if table in self.tables:
+                yield table, batch
+
+    def _stages(self) -> Iterator[tuple[str, pa.RecordBatch]]:
         for chunk in self.reader.chunks():
             cols, addrs = L.decode_l2l4(
                 chunk.buf, chunk.offset, chunk.caplen, chunk.linktype, chunk.wirelen
