@@ -141,6 +141,11 @@ def _print_summary(summary: dict[str, Any]) -> None:
         table.add_row(
             "framed PDUs", ", ".join(f"{k} {v:,}" for k, v in sorted(summary["pdus"].items()))
         )
+    if summary.get("protocols"):
+        table.add_row(
+            "protocol rows",
+            ", ".join(f"{k} {v:,}" for k, v in sorted(summary["protocols"].items()) if v),
+        )
     if summary["l2_frames"]:
         table.add_row(
             "L2 industrial",
