@@ -27,7 +27,14 @@ from otsight import events as E
 from otsight._jit import njit
 from otsight.capture.addresses import mac_array
 from otsight.dissect import _l2l4 as L
-from otsight.dissect.base import ChunkContext, Dissector, Meaning, Semantics, take_envelope
+from otsight.dissect.base import (
+    ChunkContext,
+    Dissector,
+    Meaning,
+    Semantics,
+    pairing_columns,
+    take_envelope,
+)
 from otsight.dissect.matching import RequestMatcher
 
 BACNET_PORTS = (47808, 47823)  # 0xBAC0-0xBACF: a hint for reporting bad lengths, never a test
@@ -1388,8 +1395,7 @@ class BacnetDissector(Dissector):
                 "abort_reason": _col(out, ABORT, np.int16),
                 "abort_reason_name": _N_ABORT_REASONS(out[:, ABORT]),
                 "abort_by_server": pa.array((out[:, APDU_FLAGS] & 1) != 0, mask=typ != 7),
-                "request_frame": pa.array(np.where(matched, req_frame, 0), mask=~matched),
-                "latency": pa.array(np.where(matched, (ts - req_ts) / 1e9, 0.0), mask=~matched),
+                **pairing_columns(matched, req_frame, req_ts, ts),
             }
         )
         bad = np.flatnonzero(out[:, STATUS] != OK)

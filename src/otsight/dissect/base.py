@@ -214,6 +214,17 @@ def _ts(ns: np.ndarray) -> pa.Array:
     return pa.array(ns.astype(np.int64, copy=False), type=pa.timestamp("ns", tz="UTC"))
 
 
+def pairing_columns(
+    matched: np.ndarray, req_frame: np.ndarray, req_ts: np.ndarray, ts: np.ndarray
+) -> dict[str, pa.Array]:
+    """``request_frame`` and ``latency`` (seconds) of responses paired by a RequestMatcher;
+    null where a row was not paired."""
+    return {
+        "request_frame": pa.array(np.where(matched, req_frame, 0), mask=~matched),
+        "latency": pa.array(np.where(matched, (ts - req_ts) / 1e9, 0.0), mask=~matched),
+    }
+
+
 def take_envelope(envelope: dict[str, pa.Array], rows: np.ndarray) -> dict[str, pa.Array]:
     """The envelope restricted to some of its rows."""
     ix = pa.array(rows)

@@ -31,7 +31,7 @@ from otsight._jit import njit
 from otsight.capture import _track as T
 from otsight.capture import framing
 from otsight.dissect import _l2l4 as L
-from otsight.dissect.base import ChunkContext, Dissector, Semantics, take_envelope
+from otsight.dissect.base import ChunkContext, Dissector, Semantics, pairing_columns, take_envelope
 from otsight.dissect.matching import RequestMatcher
 
 # ---- semantics (seeded from shared/PROTOCOLS.md 3.2, names as Wireshark's packet-dnp.c) ----
@@ -1193,10 +1193,7 @@ class Dnp3Dissector(Dissector):
                 "category": _categories(func, link_code),
                 "iin": pa.array(np.maximum(a[:, A_IIN], 0).astype(np.uint16), mask=a[:, A_IIN] < 0),
                 "iin_names": _iin_names(a[:, A_IIN]),
-                "request_frame": pa.array(np.where(matched, req_frame, 0), mask=~matched),
-                "latency": pa.array(
-                    np.where(matched, (rts_now - req_ts) / 1e9, 0.0), mask=~matched
-                ),
+                **pairing_columns(matched, req_frame, req_ts, rts_now),
             }
         )
         # object headers, controls, analog outputs: list columns

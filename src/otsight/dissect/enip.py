@@ -34,7 +34,14 @@ from otsight._jit import njit
 from otsight.capture import _track as T
 from otsight.capture import framing
 from otsight.dissect import _l2l4 as L
-from otsight.dissect.base import ChunkContext, Dissector, Meaning, Semantics, take_envelope
+from otsight.dissect.base import (
+    ChunkContext,
+    Dissector,
+    Meaning,
+    Semantics,
+    pairing_columns,
+    take_envelope,
+)
 from otsight.dissect.matching import RequestMatcher
 
 # ---- semantics (seeded from shared/PROTOCOLS.md 3.3 and Wireshark 4.0 value strings) --------
@@ -1661,10 +1668,7 @@ class EnipDissector(Dissector):
                     pa.string(),
                 ).dictionary_encode(),
                 "socket_address": pa.array(ident["socket_address"], pa.string()),
-                "request_frame": pa.array(np.where(matched, req_frame, 0), mask=~matched),
-                "latency": pa.array(
-                    np.where(matched, (meta["ts"] - req_ts) / 1e9, 0.0), mask=~matched
-                ),
+                **pairing_columns(matched, req_frame, req_ts, meta["ts"]),
             }
         )
         out["enip"].append(pa.RecordBatch.from_pydict(batch, schema=ENIP))
@@ -1800,10 +1804,7 @@ class EnipDissector(Dissector):
                 "pccc_command": _col(pcmd, np.int16),
                 "pccc_function": _col(pfnc, np.int16),
                 "pccc_name": _optional_names(PCCC, pname_codes),
-                "request_frame": pa.array(np.where(matched, req_frame, 0), mask=~matched),
-                "latency": pa.array(
-                    np.where(matched, (meta["ts"][j] - req_ts) / 1e9, 0.0), mask=~matched
-                ),
+                **pairing_columns(matched, req_frame, req_ts, meta["ts"][j]),
             }
         )
         out["cip"].append(pa.RecordBatch.from_pydict(batch, schema=CIP))

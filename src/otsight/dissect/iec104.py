@@ -40,7 +40,7 @@ from otsight import events as E
 from otsight._jit import njit
 from otsight.capture import _track as T
 from otsight.capture import framing
-from otsight.dissect.base import ChunkContext, Dissector, Semantics, take_envelope
+from otsight.dissect.base import ChunkContext, Dissector, Semantics, pairing_columns, take_envelope
 from otsight.dissect.matching import RequestMatcher
 
 PORT = 2404
@@ -852,10 +852,7 @@ class Iec104Dissector(Dissector):
                     pa.array(tms, type=pa.timestamp("ms", tz="UTC"), mask=tms == NO_TIME),
                     (flags & F_TIME) == 0,
                 ),
-                "request_frame": pa.array(np.where(matched, req_frame, 0), mask=~matched),
-                "latency": pa.array(
-                    np.where(matched, (P[idx, T.P_TS] - req_ts) / 1e9, 0.0), mask=~matched
-                ),
+                **pairing_columns(matched, req_frame, req_ts, P[idx, T.P_TS]),
             }
         )
         bad = np.flatnonzero(out[:, STATUS] != OK)

@@ -15,7 +15,7 @@ import pyarrow as pa
 from otsight import events as E
 from otsight._jit import njit
 from otsight.capture import framing
-from otsight.dissect.base import ChunkContext, Dissector, Semantics, take_envelope
+from otsight.dissect.base import ChunkContext, Dissector, Semantics, pairing_columns, take_envelope
 from otsight.dissect.matching import RequestMatcher
 
 # ---- semantics (seeded from shared/PROTOCOLS.md 3.1 and 3.1a) -----------------------------
@@ -458,10 +458,7 @@ class ModbusDissector(Dissector):
                 "device_objects": self._objects(ctx, idx, out, is_req),
                 "umas_code": _col(out, UMAS_C, np.int16),
                 "umas_name": _optional_names(UMAS, out[:, UMAS_C]),
-                "request_frame": pa.array(np.where(matched, req_frame, 0), mask=~matched),
-                "latency": pa.array(
-                    np.where(matched, (P[idx, T.P_TS] - req_ts) / 1e9, 0.0), mask=~matched
-                ),
+                **pairing_columns(matched, req_frame, req_ts, P[idx, T.P_TS]),
             }
         )
         bad = np.flatnonzero(out[:, STATUS] != OK)

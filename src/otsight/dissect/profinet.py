@@ -24,7 +24,7 @@ from otsight import events as E
 from otsight._jit import njit
 from otsight.capture.addresses import mac_array
 from otsight.dissect import _l2l4 as L
-from otsight.dissect.base import ChunkContext, Dissector, Semantics
+from otsight.dissect.base import ChunkContext, Dissector, Semantics, pairing_columns
 from otsight.dissect.matching import RequestMatcher
 
 ETHERTYPE = 0x8892
@@ -848,8 +848,7 @@ class ProfinetDissector(Dissector):
                 "block_errors": pa.array(
                     [r.get("block_errors") for r in rows], type=pa.list_(BLOCK_ERROR_TYPE)
                 ),
-                "request_frame": pa.array(np.where(matched, req_frame, 0), mask=~matched),
-                "latency": pa.array(np.where(matched, (ts - req_ts) / 1e9, 0.0), mask=~matched),
+                **pairing_columns(matched, req_frame, req_ts, ts),
             }
         )
         if problems:

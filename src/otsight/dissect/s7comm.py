@@ -43,7 +43,14 @@ from otsight import events as E
 from otsight._jit import njit
 from otsight.capture import _track as T
 from otsight.capture import framing
-from otsight.dissect.base import ChunkContext, Dissector, Meaning, Semantics, take_envelope
+from otsight.dissect.base import (
+    ChunkContext,
+    Dissector,
+    Meaning,
+    Semantics,
+    pairing_columns,
+    take_envelope,
+)
 from otsight.dissect.matching import RequestMatcher
 
 # ---- semantics (seeded from shared/PROTOCOLS.md 3.4; names as Wireshark shows them) ------
@@ -1369,10 +1376,7 @@ class S7commDissector(Dissector):
         ):
             batch[k] = _sparse_strings(n, rich[k])
         batch.update(self._tsap_columns(flow))
-        batch["request_frame"] = pa.array(np.where(matched, req_frame, 0), mask=~matched)
-        batch["latency"] = pa.array(
-            np.where(matched, (P[idx, T.P_TS] - req_ts) / 1e9, 0.0), mask=~matched
-        )
+        batch.update(pairing_columns(matched, req_frame, req_ts, P[idx, T.P_TS]))
         bad = np.flatnonzero(out[:, STATUS] != OK)
         if bad.shape[0]:
             ctx.weird(
@@ -1630,10 +1634,7 @@ def _decode_plus(
         }
     )
     batch.update(self._tsap_columns(flow))
-    batch["request_frame"] = pa.array(np.where(matched, req_frame, 0), mask=~matched)
-    batch["latency"] = pa.array(
-        np.where(matched, (P[idx, T.P_TS] - req_ts) / 1e9, 0.0), mask=~matched
-    )
+    batch.update(pairing_columns(matched, req_frame, req_ts, P[idx, T.P_TS]))
     return pa.RecordBatch.from_pydict(batch, schema=PLUS_SCHEMA)
 
 
