@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import struct
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +25,7 @@ from tests.encode.wire import (
     protocols,
     tcp_conversation,
     udp_frame,
+    ws_time_ms,
 )
 
 MASTER, OUTSTATION = 1, 10
@@ -280,9 +280,8 @@ def test_tshark_shows_dnp3_on_every_data_frame(tshark: str, built: Built) -> Non
 
 
 def _ws_value(name: str, text: str) -> Any:
-    if name == "dnp3.al.timestamp":  # "Nov 14, 2023 22:13:20.123000000 UTC"
-        stamp = datetime.strptime(text[:-7], "%b %d, %Y %H:%M:%S.%f").replace(tzinfo=UTC)
-        return round(stamp.timestamp() * 1000)
+    if name == "dnp3.al.timestamp":
+        return ws_time_ms(text)
     if name in ("dnp3.al.ana.float", "dnp3.al.anaout.float"):
         return float(text)
     if name in ("dnp3.al.file.data", "dnp3.al.file_name"):

@@ -7,8 +7,10 @@ what the test encoded.
 
 from __future__ import annotations
 
+import os
 import subprocess
 from collections.abc import Iterable, Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 
 from otsight.encode import packets as pk
@@ -73,7 +75,11 @@ def udp_frame(
 
 def _tshark(tshark: str, path: Path, args: Sequence[str]) -> str:
     proc = subprocess.run(
-        [tshark, "-n", "-r", str(path), *args], capture_output=True, text=True, timeout=120
+        [tshark, "-n", "-r", str(path), *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "TZ": "UTC"},  # absolute times print in UTC
     )
     assert proc.returncode == 0, proc.stderr
     return proc.stdout
@@ -140,6 +146,12 @@ def protocols(tshark: str, path: Path, extra: Sequence[str] = ()) -> dict[int, l
     """frame number -> the protocol stack tshark shows (frame.protocols split on ':')."""
     got = fields(tshark, path, ["frame.protocols"], extra=extra)
     return {n: f["frame.protocols"][0].split(":") for n, f in got.items()}
+
+
+def ws_time_ms(text: str) -> int:
+    """A tshark absolute time ("Nov 14, 2023 22:13:20.123000000 UTC") as ms since the epoch."""
+    stamp = datetime.strptime(text[:-7], "%b %d, %Y %H:%M:%S.%f").replace(tzinfo=UTC)
+    return round(stamp.timestamp() * 1000)
 
 
 def ints(values: Sequence[str]) -> list[int]:
