@@ -26,7 +26,7 @@ import pyarrow as pa
 from otsight import events as E
 from otsight.attack import check_ids
 from otsight.capture import _track as T
-from otsight.capture.addresses import constant_string, ip_array, names_array
+from otsight.capture.addresses import constant_string, ip_array
 from otsight.dissect import _l2l4 as L
 
 CATEGORIES = (
@@ -86,13 +86,47 @@ class Semantics:
             return m.name
         return default if default is not None else f"unknown_{code}"
 
-    def names(self, codes: np.ndarray) -> pa.DictionaryArray:
-        """Vectorised: integer codes → names (unknown codes as 'unknown_N')."""
-        lookup = {int(k): v.name for k, v in self.rows.items() if isinstance(k, int)}
-        uniq = np.unique(codes) if codes.shape[0] else codes
-        for u in uniq:
-            lookup.setdefault(int(u), f"unknown_{int(u)}")
-        return names_array(codes.astype(np.int64, copy=False), lookup)
+    def names(self, codes: np.ndarray, missing: np.ndarray | None = None) -> pa.DictionaryArray:
+        """Vectorised: integer codes → names (unknown codes as 'unknown_N'); rows where
+        ``missing`` is true are null. A lookup table, not a sort: this runs on every row."""
+        lut, known = self._lookup()
+        codes = np.asarray(codes, np.int64)
+        inside = (codes >= 0) & (codes < lut.shape[0])
+        idx = lut[np.where(inside, codes, 0)]
+        idx[~inside] = -1
+        todo = idx < 0
+        if missing is not None:
+            todo &= ~missing
+        values = known
+        if todo.any():  # codes beyond the table or unknown: named one by one (rare)
+            extra, inverse = np.unique(codes[todo], return_inverse=True)
+            idx[todo] = len(known) + inverse.reshape(-1)
+            values = known + [self.name(int(c)) for c in extra]
+        mask = None
+        if missing is not None and missing.any():
+            mask = missing
+            idx[missing] = 0
+        indices = pa.array(idx.astype(np.int32), mask=mask)
+        return pa.DictionaryArray.from_arrays(indices, pa.array(values, pa.string()))
+
+    def optional_names(self, codes: np.ndarray) -> pa.DictionaryArray:
+        """Names of codes, null where the code is absent (negative)."""
+        codes = np.asarray(codes, np.int64)
+        return self.names(np.maximum(codes, 0), missing=codes < 0)
+
+    def _lookup(self) -> tuple[np.ndarray, list[str]]:
+        lut = self.__dict__.get("_lut")
+        if lut is None:
+            ints = {int(k): m.name for k, m in self.rows.items() if isinstance(k, int) and k >= 0}
+            size = min(max(ints, default=0) + 1, 1 << 20)
+            names = sorted(set(ints.values()))
+            at = {n: i for i, n in enumerate(names)}
+            table = np.full(size, -1, np.int32)
+            for k, name in ints.items():
+                if k < size:
+                    table[k] = at[name]
+            lut = self._lut = (table, names)
+        return lut
 
     def techniques(self) -> set[str]:
         return {t for m in self.rows.values() for t in m.techniques}
@@ -113,7 +147,10 @@ class ChunkContext:
     # -- selecting what to decode ------------------------------------------------------------
     def pdus(self, framer: int) -> np.ndarray:
         """Indices (into ``track.pdus``) of the framed PDUs of one framer."""
-        return np.flatnonzero(self.track.pdus[:, T.P_FRAMER] == framer)
+        framers = self._memo.get("framers")
+        if framers is None:  # one strided read of the column, shared by every dissector
+            framers = self._memo["framers"] = np.ascontiguousarray(self.track.pdus[:, T.P_FRAMER])
+        return np.flatnonzero(framers == framer)
 
     def pdu_bytes(self, j: int) -> bytes:
         return self.track.pdu_bytes(int(j), self.chunk.buf)
@@ -130,11 +167,14 @@ class ChunkContext:
     def udp(self, min_payload: int = 1) -> np.ndarray:
         """Packet indices of UDP datagrams with a payload (dissectors probe the content)."""
         key = ("udp", min_payload)
-        if key not in self._memo:  # several dissectors ask; the scan is over every packet
-            c = self.cols
-            self._memo[key] = np.flatnonzero(
-                (c[:, L.PROTO] == 17) & (c[:, L.PAY_LEN] >= min_payload) & (c[:, L.IPVER] != 0)
-            )
+        if key not in self._memo:  # several dissectors ask; the scan is over every packet once
+            base = self._memo.get("udp_all")
+            if base is None:
+                c = self.cols
+                base = np.flatnonzero((c[:, L.PROTO] == 17) & (c[:, L.IPVER] != 0))
+                self._memo["udp_all"] = base
+                self._memo["udp_len"] = self.cols[base, L.PAY_LEN]
+            self._memo[key] = base[self._memo["udp_len"] >= min_payload]
         return self._memo[key]
 
     def ethertype(self, value: int) -> np.ndarray:

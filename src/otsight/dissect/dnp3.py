@@ -1189,7 +1189,7 @@ class Dnp3Dissector(Dissector):
                 "app_uns": pa.array((actl & 0x10) != 0, mask=~has_ctl),
                 "app_seq": pa.array(seq.astype(np.int16), mask=~has_ctl),
                 "func_code": pa.array(func.astype(np.int16), mask=~has_func),
-                "func_name": _optional_names(FUNCTIONS, func),
+                "func_name": FUNCTIONS.optional_names(func),
                 "category": _categories(func, link_code),
                 "iin": pa.array(np.maximum(a[:, A_IIN], 0).astype(np.uint16), mask=a[:, A_IIN] < 0),
                 "iin_names": _iin_names(a[:, A_IIN]),
@@ -1314,13 +1314,6 @@ def _iin_names(iin: np.ndarray) -> pa.ListArray:
     np.cumsum(hit.sum(axis=1), out=offsets[1:])
     values = pa.array(_IIN_NAMES[np.nonzero(hit)[1]], pa.string())
     return pa.ListArray.from_arrays(pa.array(offsets), values, mask=pa.array(~valid))
-
-
-def _optional_names(sem: Semantics, codes: np.ndarray) -> pa.Array:
-    names = sem.names(np.maximum(codes, 0))
-    return pa.DictionaryArray.from_arrays(
-        pa.array(names.indices.to_numpy(zero_copy_only=False), mask=codes < 0), names.dictionary
-    )
 
 
 def _categories(func: np.ndarray, link_code: np.ndarray) -> pa.Array:

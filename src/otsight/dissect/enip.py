@@ -888,9 +888,7 @@ def _path(b, p, end, row, out):
 @njit(cache=True, nogil=True)
 def _one(b, pdu, p, end, wrap, widx, pos, row, out, stack, sp):
     """Decode one CIP message at [p, end) into ``out[row]``; push embedded messages."""
-    for c in range(NC):
-        out[row, c] = -1
-    out[row, C_PDU] = pdu
+    out[row, C_PDU] = pdu  # the other columns arrive as -1 (see _cip)
     out[row, C_MOFF] = p
     out[row, C_MLEN] = end - p
     out[row, C_WRAP] = wrap
@@ -1045,16 +1043,17 @@ def _forward_close(b, d, end, req, row, out):
 
 
 @njit(cache=True, nogil=True)
-def _cip(buf, arena, in_arena, X, counts, starts, out, fill):
-    """CIP messages of each PDU: ``fill=0`` counts them, ``fill=1`` decodes into ``out``."""
+def _cip(buf, arena, in_arena, X, counts, out):
+    """CIP messages of each PDU, decoded into the rows of ``out`` (pre-filled with -1) in
+    one pass. Returns the rows used, or -1 when ``out`` is too small (the caller grows it)."""
     n = X.shape[0]
+    cap = out.shape[0]
     stack = np.empty((MAX_MSGS, 5), dtype=np.int64)
-    scratch = np.empty((1, NC), dtype=np.int64)
+    row = 0
     for j in range(n):
+        counts[j] = 0
         p = X[j, X_CIP_OFF]
         if p < 0:
-            if fill == 0:
-                counts[j] = 0
             continue
         b = arena if in_arena[j] else buf
         stack[0, 0] = p
@@ -1064,16 +1063,28 @@ def _cip(buf, arena, in_arena, X, counts, starts, out, fill):
         stack[0, 4] = 0
         sp = 1  # queue tail; ``k`` is its head: wrapper first, then embedded messages
         k = 0
-        row = starts[j]
         while k < sp and k < MAX_MSGS:
+            if row >= cap:
+                return -1
             mp, me, wr, wi, ps = stack[k, 0], stack[k, 1], stack[k, 2], stack[k, 3], stack[k, 4]
-            if fill:
-                sp = _one(b, j, mp, me, wr, wi, ps, row + k, out, stack, sp)
-            else:
-                sp = _one(b, j, mp, me, wr, wi, ps, 0, scratch, stack, sp)
+            sp = _one(b, j, mp, me, wr, wi, ps, row, out, stack, sp)
             k += 1
-        if fill == 0:
-            counts[j] = k
+            row += 1
+        counts[j] = k
+    return row
+
+
+def _decode_cip(buf, arena, in_arena, X, counts, per_pdu: float) -> np.ndarray:
+    """The CIP message matrix (rows × NC, column-major so whole columns are contiguous for
+    the row builders), sized from the messages-per-PDU ratio seen so far."""
+    n = X.shape[0]
+    cap = int(n * per_pdu) + 64
+    while True:
+        out = np.full((NC, cap), -1, np.int64).T
+        used = _cip(buf, arena, in_arena, X, counts, out)
+        if used >= 0:
+            return out[:used]
+        cap *= 2
 
 
 @njit(cache=True, nogil=True)
@@ -1403,13 +1414,6 @@ def _names_categories(svc, idx, scope, pccc_rows):
     return service_name, category, techniques
 
 
-def _optional_names(sem: Semantics, codes: np.ndarray) -> pa.Array:
-    names = sem.names(np.maximum(codes, 0))
-    return pa.DictionaryArray.from_arrays(
-        pa.array(names.indices.to_numpy(zero_copy_only=False), mask=codes < 0), names.dictionary
-    )
-
-
 def _col(v: np.ndarray, dtype) -> pa.Array:
     return pa.array(v.astype(dtype), mask=v < 0)
 
@@ -1476,6 +1480,7 @@ class EnipDissector(Dissector):
     def __init__(self) -> None:
         self.enip_matcher = RequestMatcher(width=1)
         self.cip_matcher = RequestMatcher(width=10)
+        self._cip_per_pdu = 2.0  # CIP messages per encapsulation PDU: sizes the matrix
         self._symbols: list[str] = []
         self._symbol_ids: dict[str, int] = {}
 
@@ -1551,15 +1556,16 @@ class EnipDissector(Dissector):
     def _decode(self, ctx, env, in_arena, off, length, meta, tcp, out, pdu_bytes) -> None:
         n = off.shape[0]
         buf, arena = ctx.chunk.buf, ctx.track.arena
-        X = np.empty((n, NX), np.int64)
+        # column-major: the row builders below read whole columns, which must be contiguous
+        X = np.empty((NX, n), np.int64).T
         _encap(buf, arena, in_arena, off, length, X)
         counts = np.zeros(n, np.int64)
+        C = _decode_cip(buf, arena, in_arena, X, counts, self._cip_per_pdu)
+        if n:
+            # a hostile chunk (MSPs of a thousand messages) must not inflate later chunks
+            self._cip_per_pdu = min(max(self._cip_per_pdu, 1.25 * C.shape[0] / n), 8.0)
         starts = np.zeros(n + 1, np.int64)
-        dummy = np.empty((0, NC), np.int64)
-        _cip(buf, arena, in_arena, X, counts, starts, dummy, 0)
         np.cumsum(counts, out=starts[1:])
-        C = np.empty((int(starts[-1]), NC), np.int64)
-        _cip(buf, arena, in_arena, X, counts, starts, C, 1)
 
         cmd = X[:, X_CMD]
         # direction: the CIP response bit where there is a message, else the command's shape
@@ -1644,7 +1650,7 @@ class EnipDissector(Dissector):
                 "length": _col(X[:, X_LEN], np.int32),
                 "session_handle": _col(X[:, X_SESSION], np.int64),
                 "status": _col(X[:, X_STATUS], np.int64),
-                "status_name": _optional_names(ENCAP_STATUS, X[:, X_STATUS]),
+                "status_name": ENCAP_STATUS.optional_names(X[:, X_STATUS]),
                 "sender_context": _context(ctxv, X[:, X_SESSION] < 0),
                 "options": _col(X[:, X_OPTIONS], np.int64),
                 "item_count": _col(X[:, X_ITEMS], np.int32),
@@ -1654,7 +1660,7 @@ class EnipDissector(Dissector):
                 "vendor_id": _col(vid, np.int32),
                 "vendor_name": pa.array(vendor_names, pa.string()).dictionary_encode(),
                 "device_type": _col(dtyp, np.int32),
-                "device_type_name": _optional_names(DEVICE_TYPES, dtyp),
+                "device_type_name": DEVICE_TYPES.optional_names(dtyp),
                 "product_code": pa.array(ident["product_code"], pa.int32()),
                 "revision": pa.array(ident["revision"], pa.string()),
                 "serial_number": pa.array(ident["serial_number"], pa.string()),
@@ -1786,13 +1792,13 @@ class EnipDissector(Dissector):
                 "category": category,
                 "techniques": techniques,
                 "class_id": _col(cls, np.int32),
-                "class_name": _optional_names(CLASSES, cls),
+                "class_name": CLASSES.optional_names(cls),
                 "instance_id": _col(inst, np.int64),
                 "attribute_id": _col(attr, np.int32),
                 "member_id": _col(member, np.int64),
                 "symbol": symbols,
                 "general_status": _col(C[:, C_GSTAT], np.int16),
-                "general_status_name": _optional_names(GENERAL_STATUS, C[:, C_GSTAT]),
+                "general_status_name": GENERAL_STATUS.optional_names(C[:, C_GSTAT]),
                 "extended_status": _col(C[:, C_EXT], np.int32),
                 "ot_connection_id": _col(C[:, C_OTCID], np.int64),
                 "to_connection_id": _col(C[:, C_TOCID], np.int64),
@@ -1803,7 +1809,7 @@ class EnipDissector(Dissector):
                 "to_rpi": _col(C[:, C_TORPI], np.int64),
                 "pccc_command": _col(pcmd, np.int16),
                 "pccc_function": _col(pfnc, np.int16),
-                "pccc_name": _optional_names(PCCC, pname_codes),
+                "pccc_name": PCCC.optional_names(pname_codes),
                 **pairing_columns(matched, req_frame, req_ts, meta["ts"][j]),
             }
         )
@@ -1861,14 +1867,10 @@ def decode_pdus(pdus: list[bytes]) -> tuple[np.ndarray, np.ndarray, list[str]]:
     off = np.zeros(lens.shape[0], np.int64)
     np.cumsum(lens[:-1], out=off[1:]) if lens.shape[0] > 1 else None
     in_arena = np.zeros(lens.shape[0], np.int64)
-    X = np.empty((lens.shape[0], NX), np.int64)
+    X = np.empty((NX, lens.shape[0]), np.int64).T
     _encap(buf, buf, in_arena, off, lens, X)
     counts = np.zeros(lens.shape[0], np.int64)
-    starts = np.zeros(lens.shape[0] + 1, np.int64)
-    _cip(buf, buf, in_arena, X, counts, starts, np.empty((0, NC), np.int64), 0)
-    np.cumsum(counts, out=starts[1:])
-    C = np.empty((int(starts[-1]), NC), np.int64)
-    _cip(buf, buf, in_arena, X, counts, starts, C, 1)
+    C = _decode_cip(buf, buf, in_arena, X, counts, 2.0)
     symlen = np.maximum(C[:, C_SYMLEN], 0)
     rows = np.flatnonzero(symlen > 0)
     soff = np.zeros(rows.shape[0] + 1, np.int64)

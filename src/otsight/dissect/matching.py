@@ -1,16 +1,74 @@
-"""Pair responses with their requests, vectorised, across chunk boundaries.
+"""Pair responses with their requests across chunk boundaries, with a hash kernel.
 
 Industrial protocols answer requests in order per transaction key (Modbus transaction id,
 DNP3 sequence, S7 PDU reference, CIP sender context...). A response is paired with the
 latest earlier request of the same key; requests still unanswered at the end of a chunk are
 carried into the next one (the latest per key, for a bounded time).
+
+One pass over the rows in capture order with an open-addressing table keyed on the two key
+columns: no sort, so pairing costs a few tens of nanoseconds per row.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
+from otsight._jit import njit
+
 NS_PER_S = 1_000_000_000
+
+
+@njit(cache=True, nogil=True)
+def _pair(k1, k2, is_req, src, matched):
+    """For each row (capture order), ``src`` = row of the latest earlier request with the
+    same key and ``matched`` where there is one (responses only). Returns the rows of
+    requests that are the last row of their key (unanswered, to carry over)."""
+    n = k1.shape[0]
+    size = 16
+    while size < 2 * n:
+        size *= 2
+    mask = size - 1
+    t1 = np.empty(size, np.int64)
+    t2 = np.empty(size, np.int64)
+    last_req = np.full(size, -1, np.int64)
+    last_is_req = np.zeros(size, np.bool_)
+    used = np.zeros(size, np.bool_)
+    for i in range(n):
+        a = k1[i]
+        b = k2[i]
+        h = (a * np.int64(-7046029254386353131)) ^ (b * np.int64(-4658895280553007687))
+        h ^= h >> np.int64(29)
+        s = h & mask
+        while used[s] and (t1[s] != a or t2[s] != b):
+            s = (s + 1) & mask
+        if not used[s]:
+            used[s] = True
+            t1[s] = a
+            t2[s] = b
+        if is_req[i]:
+            last_req[s] = i
+            last_is_req[s] = True
+            matched[i] = False
+        else:
+            r = last_req[s]
+            if r >= 0:
+                matched[i] = True
+                src[i] = r
+            else:
+                matched[i] = False
+            last_is_req[s] = False
+    count = 0
+    for s in range(size):
+        if used[s] and last_is_req[s]:
+            count += 1
+    keep = np.empty(count, np.int64)
+    count = 0
+    for s in range(size):
+        if used[s] and last_is_req[s]:
+            keep[count] = last_req[s]
+            count += 1
+    keep.sort()
+    return keep
 
 
 class RequestMatcher:
@@ -34,46 +92,19 @@ class RequestMatcher:
         """
         n = k1.shape[0]
         c = self._k1.shape[0]
-        K1 = np.concatenate([self._k1, k1])
-        K2 = np.concatenate([self._k2, k2])
-        REQ = np.concatenate([np.ones(c, bool), is_req.astype(bool)])
+        K1 = np.concatenate([self._k1, np.asarray(k1, np.int64)])
+        K2 = np.concatenate([self._k2, np.asarray(k2, np.int64)])
+        REQ = np.concatenate([np.ones(c, bool), np.asarray(is_req, bool)])
+        src = np.zeros(c + n, np.int64)
+        ok = np.empty(c + n, bool)
+        keep = _pair(K1, K2, REQ, src, ok)
+        m, s = ok[c:], src[c:]
         FR = np.concatenate([self._frame, frame])
         TS = np.concatenate([self._ts, ts])
         PL = np.concatenate([self._payload, payload.reshape(n, self.width)])
-        order = np.lexsort((np.arange(c + n), K2, K1))
-        sk1, sk2, sreq = K1[order], K2[order], REQ[order]
-        pos = np.arange(c + n)
-        last = np.where(sreq, pos, -1)
-        np.maximum.accumulate(last, out=last)
-        prev = last  # for a response: the latest request before it in key order
-        ok = (prev >= 0) & ~sreq
-        prev_c = np.maximum(prev, 0)
-        ok &= (sk1[prev_c] == sk1) & (sk2[prev_c] == sk2)
-        matched_sorted = ok
-        src_sorted = order[prev_c]
-        out_matched = np.zeros(c + n, bool)
-        out_src = np.zeros(c + n, np.int64)
-        out_matched[order] = matched_sorted
-        out_src[order] = src_sorted
-        m = out_matched[c:]
-        src = out_src[c:]
-        req_frame = FR[src]
-        req_ts = TS[src]
-        req_payload = PL[src]
+        req_frame, req_ts, req_payload = FR[s], TS[s], PL[s]
         # carry: the latest request per key that no response answered, if recent enough
-        answered = np.zeros(c + n, bool)
-        answered[out_src[out_matched]] = True
-        is_last_of_key = np.ones(c + n, bool)
-        is_last_of_key[:-1] = (sk1[1:] != sk1[:-1]) | (sk2[1:] != sk2[:-1])
-        # the latest request of each key: the last request row before the key changes
-        keep_sorted = sreq & ~answered[order]
-        if c + n:
-            # a request followed (within the key) by another request is superseded
-            nxt_req = np.zeros(c + n, bool)
-            nxt_req[:-1] = sreq[1:] & ~is_last_of_key[:-1]
-            keep_sorted &= ~nxt_req
         now = TS.max() if c + n else 0
-        keep = order[keep_sorted]
         keep = keep[TS[keep] >= now - self.max_wait]
         self._k1, self._k2 = K1[keep], K2[keep]
         self._frame, self._ts, self._payload = FR[keep], TS[keep], PL[keep]

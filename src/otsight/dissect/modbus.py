@@ -439,7 +439,7 @@ class ModbusDissector(Dissector):
                 "func_name": FUNCTIONS.names(fc),
                 "category": _categories(FUNCTIONS, fc, out[:, SUB], out[:, UMAS_C]),
                 "exception_code": _col(out, EXC, np.int16),
-                "exception_name": _optional_names(EXCEPTIONS, out[:, EXC]),
+                "exception_name": EXCEPTIONS.optional_names(out[:, EXC]),
                 "start_address": _col(out, START, np.int32),
                 "quantity": _col(out, QTY, np.int32),
                 "byte_count": _col(out, BYTES, np.int32),
@@ -451,13 +451,13 @@ class ModbusDissector(Dissector):
                 "and_mask": _col(out, AND_MASK, np.int32),
                 "or_mask": _col(out, OR_MASK, np.int32),
                 "sub_function": _col(out, SUB, np.int32),
-                "sub_function_name": _optional_names(DIAGNOSTICS, out[:, SUB]),
+                "sub_function_name": DIAGNOSTICS.optional_names(out[:, SUB]),
                 "mei_type": _col(out, MEI, np.int16),
                 "read_device_id_code": _col(out, DEVID, np.int16),
                 "object_id": _col(out, OBJID, np.int16),
                 "device_objects": self._objects(ctx, idx, out, is_req),
                 "umas_code": _col(out, UMAS_C, np.int16),
-                "umas_name": _optional_names(UMAS, out[:, UMAS_C]),
+                "umas_name": UMAS.optional_names(out[:, UMAS_C]),
                 **pairing_columns(matched, req_frame, req_ts, P[idx, T.P_TS]),
             }
         )
@@ -503,13 +503,6 @@ def _trim_bits(values, starts, out, matched, req_qty):
     return values[keep], new_starts
 
 
-def _optional_names(sem: Semantics, codes: np.ndarray) -> pa.Array:
-    names = sem.names(np.maximum(codes, 0))
-    return pa.DictionaryArray.from_arrays(
-        pa.array(names.indices.to_numpy(zero_copy_only=False), mask=codes < 0), names.dictionary
-    )
-
-
 def _categories(sem: Semantics, fc: np.ndarray, sub: np.ndarray, umas: np.ndarray) -> pa.Array:
     """Category of each PDU: by function code, refined by FC 8 sub-function and UMAS code."""
     cat = {int(k): (m.category or "") for k, m in sem.rows.items()}
@@ -522,9 +515,13 @@ def _categories(sem: Semantics, fc: np.ndarray, sub: np.ndarray, umas: np.ndarra
         lut[k] = code_of[c]
     codes = lut[fc & 0xFF]
     for table, column, f in ((sub_cat, sub, 8), (umas_cat, umas, 90)):
+        rows = np.flatnonzero(fc == f)  # few rows: refine only those
+        if rows.shape[0] == 0:
+            continue
+        values = column[rows]
         for k, c in table.items():
             if c:
-                codes[(fc == f) & (column == k)] = code_of[c]
+                codes[rows[values == k]] = code_of[c]
     return pa.DictionaryArray.from_arrays(pa.array(codes, mask=codes == 0), pa.array(names))
 
 

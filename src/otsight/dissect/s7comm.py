@@ -904,40 +904,6 @@ def _col(v: np.ndarray, dtype) -> pa.Array:
     return pa.array(v.astype(dtype), mask=v < 0)
 
 
-_LUTS: dict[int, tuple[np.ndarray, list[str]]] = {}
-
-
-def _lut(sem: Semantics) -> tuple[np.ndarray, list[str]]:
-    """code → index into the code space's names (integer codes below 65536)."""
-    got = _LUTS.get(id(sem))
-    if got is None:
-        names = sorted({m.name for m in sem.rows.values()})
-        at = {name: i for i, name in enumerate(names)}
-        lut = np.full(65536, -1, np.int32)
-        for code, m in sem.rows.items():
-            if isinstance(code, int) and 0 <= code < 65536:
-                lut[code] = at[m.name]
-        got = _LUTS[id(sem)] = (lut, names)
-    return got
-
-
-def _optional_names(sem: Semantics, codes: np.ndarray) -> pa.Array:
-    """Names of integer codes by table look-up (unknown codes 'unknown_N'; < 0 → null)."""
-    lut, names = _lut(sem)
-    present = codes >= 0
-    safe = np.where(present & (codes < 65536), codes, 0)
-    ix = lut[safe]
-    unknown = present & ((ix < 0) | (codes >= 65536))
-    if unknown.any():
-        names = list(names)
-        for u in np.unique(codes[unknown]).tolist():
-            ix[unknown & (codes == u)] = len(names)
-            names.append(f"unknown_{u}")
-    return pa.DictionaryArray.from_arrays(
-        pa.array(np.maximum(ix, 0), mask=~present), pa.array(names, pa.string())
-    )
-
-
 def _sparse_lists(n: int, rows: dict[int, list[str]]) -> pa.Array:
     """A list<string> column that is null except at a few rows."""
     if not rows:
@@ -1201,7 +1167,7 @@ class S7commDissector(Dissector):
                 "tpdu_class": pa.array(rows["tpdu_class"], pa.int16()),
                 "tpdu_size": pa.array(rows["tpdu_size"], pa.int32()),
                 "connection_type": pa.array(rows["connection_type"], pa.int16()),
-                "connection_type_name": _optional_names(CONNECTION_TYPES, conn_types),
+                "connection_type_name": CONNECTION_TYPES.optional_names(conn_types),
                 "disconnect_reason": pa.array(rows["disconnect_reason"], pa.int16()),
                 "src_tsap": _strings(rows["src_tsap"]),
                 "dst_tsap": _strings(rows["dst_tsap"]),
@@ -1322,24 +1288,24 @@ class S7commDissector(Dissector):
                 "param_length": _col(out[:, PARLG], np.int32),
                 "data_length": _col(out[:, DATLG], np.int32),
                 "error_class": _col(out[:, ERRCLS], np.int16),
-                "error_class_name": _optional_names(ERROR_CLASSES, out[:, ERRCLS]),
+                "error_class_name": ERROR_CLASSES.optional_names(out[:, ERRCLS]),
                 "error_code": _col(out[:, ERRCOD], np.int16),
-                "error_name": _optional_names(ERRORS, err_combined),
+                "error_name": ERRORS.optional_names(err_combined),
                 "func_code": _col(fc, np.int16),
-                "func_name": _optional_names(FUNCTIONS, fc),
+                "func_name": FUNCTIONS.optional_names(fc),
                 "category": category,
                 "techniques": techniques,
                 "item_count": _col(out[:, ITEMCNT], np.int16),
                 "item_syntax_id": _list(starts, _col(items[:, I_SYNTAX], np.int16)),
                 "item_area": _list(starts, _col(area, np.int16)),
-                "item_area_name": _list(starts, _optional_names(AREAS, area)),
+                "item_area_name": _list(starts, AREAS.optional_names(area)),
                 "item_db": _list(starts, _col(items[:, I_DB], np.int32)),
                 "item_byte": _list(starts, _col(items[:, I_BYTE], np.int32)),
                 "item_bit": _list(starts, _col(items[:, I_BIT], np.int8)),
                 "item_transport_size": _list(starts, _col(items[:, I_TSIZE], np.int16)),
                 "item_length": _list(starts, _col(items[:, I_LEN], np.int32)),
                 "item_return_code": _list(starts, _col(rc, np.int16)),
-                "item_return_name": _list(starts, _optional_names(RETURN_CODES, rc)),
+                "item_return_name": _list(starts, RETURN_CODES.optional_names(rc)),
                 "item_data": _list(starts, item_data),
                 "pdu_length": _col(out[:, SETUP_PDU], np.int32),
                 "max_amq_calling": _col(out[:, AMQ1], np.int32),
@@ -1349,18 +1315,18 @@ class S7commDissector(Dissector):
                 "pi_service": _sparse_strings(n, rich["pi_service"]).dictionary_encode(),
                 "pi_service_name": _sparse_strings(n, rich["pi_service_name"]).dictionary_encode(),
                 "ud_type": _col(ud_type, np.int16),
-                "ud_type_name": _optional_names(USERDATA_TYPES, ud_type),
+                "ud_type_name": USERDATA_TYPES.optional_names(ud_type),
                 "ud_group": _col(group, np.int16),
-                "ud_group_name": _optional_names(USERDATA_GROUPS, group),
+                "ud_group_name": USERDATA_GROUPS.optional_names(group),
                 "ud_subfunc": _col(subf, np.int16),
-                "ud_subfunc_name": _optional_names(USERDATA_SUBFUNCS, ud_code),
+                "ud_subfunc_name": USERDATA_SUBFUNCS.optional_names(ud_code),
                 "ud_seq": _col(out[:, UD_SEQ], np.int16),
                 "ud_last_unit": pa.array(out[:, UD_LAST] == 0, mask=out[:, UD_LAST] < 0),
                 "ud_error_code": _col(out[:, UD_ERR], np.int32),
-                "ud_error_name": _optional_names(ERRORS, out[:, UD_ERR]),
+                "ud_error_name": ERRORS.optional_names(out[:, UD_ERR]),
                 "szl_id": _col(out[:, SZL_ID], np.int32),
                 "szl_index": _col(out[:, SZL_IDX], np.int32),
-                "szl_name": _optional_names(SZL_IDS, out[:, SZL_ID]),
+                "szl_name": SZL_IDS.optional_names(out[:, SZL_ID]),
             }
         )
         for k in (
@@ -1618,13 +1584,13 @@ def _decode_plus(
         {
             "is_request": pa.array(is_req),
             "version": _col(out[:, P_VER], np.int16),
-            "version_name": _optional_names(PLUS_VERSIONS, out[:, P_VER]),
+            "version_name": PLUS_VERSIONS.optional_names(out[:, P_VER]),
             "data_length": _col(out[:, P_DLEN], np.int32),
             "continued": pa.array(continued),
             "opcode": _col(op, np.int16),
-            "opcode_name": _optional_names(PLUS_OPCODES, op),
+            "opcode_name": PLUS_OPCODES.optional_names(op),
             "function": _col(func, np.int32),
-            "function_name": _optional_names(PLUS_FUNCTIONS, func),
+            "function_name": PLUS_FUNCTIONS.optional_names(func),
             "category": pa.DictionaryArray.from_arrays(
                 pa.array(np.maximum(fidx, 0).astype(np.int32), mask=fidx < 0),
                 pa.array(cat_names, pa.string()),
