@@ -7,6 +7,7 @@ what the test encoded.
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 from collections.abc import Iterable, Sequence
@@ -146,6 +147,32 @@ def protocols(tshark: str, path: Path, extra: Sequence[str] = ()) -> dict[int, l
     """frame number -> the protocol stack tshark shows (frame.protocols split on ':')."""
     got = fields(tshark, path, ["frame.protocols"], extra=extra)
     return {n: f["frame.protocols"][0].split(":") for n, f in got.items()}
+
+
+def labels(tshark: str, path: Path, display_filter: str | None = None) -> dict[int, list[str]]:
+    """frame number -> the text of every tree item with a label (Wireshark shows many
+    values only as text, e.g. BACnet character strings), from ``-T json``."""
+    args = ["-2", "-T", "json", "--no-duplicate-keys"]
+    if display_filter:
+        args += ["-Y", display_filter]
+    out: dict[int, list[str]] = {}
+
+    def walk(node: object, into: list[str]) -> None:
+        if isinstance(node, dict):
+            for key, value in node.items():
+                if " " in key:  # text items are keyed by their label, fields by filter name
+                    into.append(key)
+                walk(value, into)
+        elif isinstance(node, list):
+            for item in node:
+                walk(item, into)
+
+    for pkt in json.loads(_tshark(tshark, path, args) or "[]"):
+        layers = pkt["_source"]["layers"]
+        number = layers["frame"]["frame.number"]
+        into = out.setdefault(int(number[0] if isinstance(number, list) else number), [])
+        walk(layers, into)
+    return out
 
 
 def ws_time_ms(text: str) -> int:
