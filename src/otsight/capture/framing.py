@@ -15,7 +15,10 @@ import numpy as np
 
 from otsight._jit import njit
 
-NONE, MBAP, ENIP, TPKT, DNP3, IEC104 = 0, 1, 2, 3, 4, 5
+NONE, MBAP, ENIP, TPKT, DNP3, IEC104, OPCUA, FINS_TCP = 0, 1, 2, 3, 4, 5, 6, 7
+
+# The largest PDU reassembly can hold (one big carry slot of ``_track``).
+_SLOT_BYTES = 65664
 
 # id: (name, header bytes needed to know the length, largest legal PDU)
 FRAMERS: dict[int, tuple[str, int, int]] = {
@@ -24,12 +27,32 @@ FRAMERS: dict[int, tuple[str, int, int]] = {
     TPKT: ("tpkt", 4, 65535),
     DNP3: ("dnp3", 3, 292),
     IEC104: ("iec104", 2, 255),
+    OPCUA: ("opcua", 8, _SLOT_BYTES),
+    FINS_TCP: ("fins", 8, 8 + 65535),
 }
 FRAMER_NAMES = {NONE: ""} | {k: v[0] for k, v in FRAMERS.items()}
 
 MBAP_MAX_LENGTH = 2048
 NEED_MORE = -1
 INVALID = -2
+
+# OPC UA Connection Protocol / UA Secure Conversation message types (ASCII, 3 octets), the
+# chunk type that follows them, and the smallest message: the 8-octet header itself.
+# Chunks are bounded by the buffer sizes agreed in Hello/Acknowledge (commonly 8 KiB-64 KiB);
+# a chunk larger than reassembly can hold is refused like a bad header.
+_OPCUA_TYPES = (
+    (0x48, 0x45, 0x4C),  # HEL
+    (0x41, 0x43, 0x4B),  # ACK
+    (0x45, 0x52, 0x52),  # ERR
+    (0x52, 0x48, 0x45),  # RHE
+    (0x4F, 0x50, 0x4E),  # OPN
+    (0x4D, 0x53, 0x47),  # MSG
+    (0x43, 0x4C, 0x4F),  # CLO
+)
+OPCUA_MAX_LENGTH = _SLOT_BYTES
+# FINS/TCP: "FINS", a big-endian length of what follows it (command, error code, data).
+FINS_MAGIC = (0x46, 0x49, 0x4E, 0x53)
+FINS_MAX_LENGTH = 65535
 
 _ENIP_COMMANDS = (
     0x0000,
@@ -57,6 +80,54 @@ def _le16(b, p):
 
 
 @njit(cache=True, inline="always")
+def _le32(b, p):
+    return (
+        np.int64(b[p])
+        | (np.int64(b[p + 1]) << 8)
+        | (np.int64(b[p + 2]) << 16)
+        | (np.int64(b[p + 3]) << 24)
+    )
+
+
+@njit(cache=True, inline="always")
+def _be32(b, p):
+    return (
+        (np.int64(b[p]) << 24)
+        | (np.int64(b[p + 1]) << 16)
+        | (np.int64(b[p + 2]) << 8)
+        | np.int64(b[p + 3])
+    )
+
+
+@njit(cache=True, inline="always")
+def _opcua_length(b, p):
+    """Message size of an OPC UA header at ``b[p]`` (8 octets), or INVALID."""
+    known = False
+    for t in _OPCUA_TYPES:
+        if b[p] == t[0] and b[p + 1] == t[1] and b[p + 2] == t[2]:
+            known = True
+    c = b[p + 3]
+    if not known or not (c == 0x46 or c == 0x43 or c == 0x41):  # F, C, A
+        return INVALID
+    n = _le32(b, p + 4)
+    if n < 8 or n > OPCUA_MAX_LENGTH:
+        return INVALID
+    return n
+
+
+@njit(cache=True, inline="always")
+def _fins_length(b, p):
+    """Total length of a FINS/TCP frame at ``b[p]`` (8 octets read), or INVALID."""
+    for k in range(4):
+        if b[p + k] != FINS_MAGIC[k]:
+            return INVALID
+    n = _be32(b, p + 4)
+    if n < 8 or n > FINS_MAX_LENGTH:  # at least the command and error code
+        return INVALID
+    return 8 + n
+
+
+@njit(cache=True, inline="always")
 def header_bytes(framer):
     if framer == MBAP:
         return 6
@@ -68,6 +139,8 @@ def header_bytes(framer):
         return 3
     if framer == IEC104:
         return 2
+    if framer == OPCUA or framer == FINS_TCP:
+        return 8
     return 1
 
 
@@ -128,6 +201,10 @@ def pdu_length(framer, b, p, avail):
         if n < 4:
             return INVALID
         return 2 + n
+    if framer == OPCUA:
+        return _opcua_length(b, p)
+    if framer == FINS_TCP:
+        return _fins_length(b, p)
     return INVALID
 
 
@@ -213,4 +290,9 @@ def detect(b, p, n, sport, dport):
         if ok and (ln == n or b[p + ln] == 0x68):
             if sport == 2404 or dport == 2404 or ln == n:
                 return IEC104
+    # Four ASCII octets (message type and chunk type) and a sane size: OPC UA on any port.
+    if n >= 8 and _opcua_length(b, p) != INVALID:
+        return OPCUA
+    if n >= 8 and _fins_length(b, p) != INVALID:
+        return FINS_TCP
     return NONE

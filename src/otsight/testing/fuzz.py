@@ -149,6 +149,10 @@ def _fix_header(protocol: str, data: bytearray) -> bytes:
         data[0] = 0x68
         data[1] = min(n - 2, 253)
         return bytes(data[: 2 + data[1]])
+    elif protocol == "opcua" and n >= 8:
+        struct.pack_into("<I", data, 4, n)  # message size counts the whole chunk
+    elif protocol == "fins" and n >= 16:
+        struct.pack_into(">I", data, 4, n - 8)  # length of what follows the length field
     return bytes(data)
 
 
