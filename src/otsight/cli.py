@@ -263,6 +263,60 @@ def query(
     Console().print(table)
 
 
+@app.command(name="eval")
+@_guard
+def eval_(
+    capture: Annotated[Path, typer.Argument(help="The labelled pcap / pcapng capture.")],
+    labels: Annotated[
+        Path,
+        typer.Option(
+            "--labels",
+            help="Ground truth: per-frame CSV 'frame;label' (1-based) or named time intervals "
+            "(CSV/JSON with name, start, end[, techniques]).",
+        ),
+    ],
+    baseline: Annotated[
+        Path | None, typer.Option("--baseline", help="A saved baseline directory.")
+    ] = None,
+    learn_from: Annotated[
+        Path | None,
+        typer.Option("--learn-from", help="Learn the baseline from this benign capture."),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
+) -> None:
+    """Score detection on a labelled capture: precision/recall/F1, delay, false alerts."""
+    from otsight.evaluate.run import EvalError, attack_rows, evaluate_capture, summary_rows
+
+    try:
+        report = evaluate_capture(capture, labels, baseline=baseline, learn_from=learn_from)
+    except EvalError as exc:
+        _err(str(exc))
+        raise typer.Exit(EXIT_INPUT) from None
+    for w in report.warnings:
+        _warn(w)
+    if as_json:
+        _print_json(report.to_dict())
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
+    table = Table(title="otsight eval", show_header=False, title_justify="left")
+    table.add_column("what", style="bold")
+    table.add_column("value")
+    for what, value in summary_rows(report):
+        table.add_row(what, value)
+    console.print(table)
+    rows = attack_rows(report)
+    if rows:
+        attacks = Table(*rows[0])
+        for r in rows:
+            attacks.add_row(*r.values())
+        console.print(attacks)
+    for note in report.notes:
+        console.print(f"note: {note}", highlight=False)
+
+
 @app.command()
 @_guard
 def plugins(
