@@ -13,8 +13,9 @@ Two label formats are read:
 * **Named time intervals**, as CSV (header ``name,start,end[,techniques][,attack]``) or JSON
   (a list of objects with those keys, or ``{"attacks": [...]}``). ``start``/``end`` are
   ISO-8601 (UTC when no offset is given) or epoch seconds; ``techniques`` are ATT&CK for ICS
-  ids, ``;``-separated in CSV and a list in JSON. An interval covers every frame whose
-  timestamp lies in ``[start, end]``. The simulator's sidecar ``X.attacks.json`` (objects with
+  ids, ``;``-separated in CSV (space or ``|`` when ``;`` is the delimiter, or quote the
+  field) and a list in JSON. An interval covers every frame whose timestamp lies in
+  ``[start, end]``. The simulator's sidecar ``X.attacks.json`` (objects with
   ``name, attack, techniques, start, end, frames: [first, last]``) is this format: when
   ``frames`` is present it is used as is, since it needs no timestamps to resolve.
 
