@@ -39,6 +39,10 @@ FILE_NAME = "/config/plant.cfg"
 FILE_HANDLE, FILE_REQ, FILE_BLOCK_SIZE, FILE_SIZE = 0x1234, 7, 512, 4000
 FILE_DATA = b"hello world"
 CROB_SEL = dict(index=7, code=D.CROB_LATCH_ON | D.CROB_CLOSE, count=1, on_ms=100, off_ms=200)
+TWO_CROBS = [
+    D.Crob(3, D.CROB_LATCH_ON),
+    D.Crob(4, D.CROB_PULSE_OFF | D.CROB_TRIP, count=2, on_ms=50, off_ms=50),
+]
 CROB_PULSE = dict(index=9, code=D.CROB_PULSE_ON | D.CROB_TRIP, count=3, on_ms=250, off_ms=750)
 
 
@@ -133,6 +137,28 @@ def _cases() -> list[Case]:
              D.FC_DIRECT_OPERATE_NO_ACK, 8, [(41, 2)],
              ws={"dnp3.al.index": [2], "dnp3.al.anaout.int": [1234]},
              ours={"ao_index": [2], "ao_value": [1234.0]}),
+        Case("two_crobs_index8", True, D.direct_operate(9, D.crobs(TWO_CROBS, index_size=1)),
+             D.FC_DIRECT_OPERATE, 9, [(12, 1)],
+             ws={"dnp3.al.index": [b.index for b in TWO_CROBS],
+                 "dnp3.ctl.op": [b.code & 0x0F for b in TWO_CROBS],
+                 "dnp3.ctl.trip": [b.code >> 6 for b in TWO_CROBS],
+                 "dnp3.al.on_time": [b.on_ms for b in TWO_CROBS]},
+             ours={"obj_qualifier": [D.Q_INDEX8_COUNT8], "obj_count": [2],
+                   "crob_index": [b.index for b in TWO_CROBS],
+                   "crob_control_code": [b.code for b in TWO_CROBS],
+                   "crob_on_time": [b.on_ms for b in TWO_CROBS]}),
+        Case("ao16_index8", True, D.operate(9, D.analog_output(5, -1234, 2, index_size=1)),
+             D.FC_OPERATE, 9, [(41, 2)],
+             ws={"dnp3.al.index": [5], "dnp3.al.anaout.int": [-1234]},
+             ours={"obj_qualifier": [D.Q_INDEX8_COUNT8], "ao_index": [5],
+                   "ao_value": [-1234.0]}),
+        Case("float_events_index8", False,
+             D.response(9, 0, D.analog_input_events([(9, 2.5), (200, -1.0)], 5, index_size=1)
+                        + D.binary_input_events([(17, False)], index_size=1)),
+             D.FC_RESPONSE, 9, [(32, 5), (2, 1)], iin=0,
+             ws={"dnp3.al.index": [9, 200, 17], "dnp3.al.ana.float": [2.5, -1.0],
+                 "dnp3.al.biq.b7": [0]},
+             ours={"obj_qualifier": [D.Q_INDEX8_COUNT8] * 2, "obj_count": [2, 1]}),
         Case("select_ao32", True, D.select(9, D.analog_output(1, -70000, 1)), D.FC_SELECT, 9,
              [(41, 1)], ws={"dnp3.al.index": [1]}, ours={"ao_value": [-70000.0]}),
         Case("cold_restart", True, D.cold_restart(10), D.FC_COLD_RESTART, 10),

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 
 __all__ = [
     "AI_ONLINE",
@@ -49,8 +50,8 @@ __all__ = [
     "FILE_MODE_APPEND",
     "FILE_MODE_READ",
     "FILE_MODE_WRITE",
-    "IIN_ALREADY_EXECUTING",
     "IIN_ALL_STATIONS",
+    "IIN_ALREADY_EXECUTING",
     "IIN_CLASS1_EVENTS",
     "IIN_CLASS2_EVENTS",
     "IIN_CLASS3_EVENTS",
@@ -83,6 +84,7 @@ __all__ = [
     "Q_START_STOP16",
     "START",
     "STATUS_SUCCESS",
+    "Crob",
     "all_objects",
     "analog_input_events",
     "analog_inputs",
@@ -97,6 +99,7 @@ __all__ = [
     "count_header",
     "crc",
     "crob",
+    "crobs",
     "direct_operate",
     "disable_unsolicited",
     "enable_unsolicited",
@@ -513,31 +516,72 @@ def analog_inputs(
     return range_header(30, variation, start, start + len(values) - 1) + body
 
 
+def _prefixed(group: int, variation: int, count: int, index_size: int) -> tuple[bytes, str]:
+    """Header with an index-prefix qualifier (0x17 one octet, 0x28 two octets) and the
+    struct code of the prefix."""
+    if index_size == 1:
+        return object_header(group, variation, Q_INDEX8_COUNT8, bytes([count])), "B"
+    if index_size == 2:
+        return object_header(group, variation, Q_INDEX16_COUNT16, struct.pack("<H", count)), "H"
+    raise ValueError(f"index prefixes are 1 or 2 octets, not {index_size}")
+
+
 def binary_input_events(
-    events: Sequence[tuple[int, bool]], flags: int = BI_ONLINE, time_ms: int | None = None
+    events: Sequence[tuple[int, bool]],
+    flags: int = BI_ONLINE,
+    time_ms: int | None = None,
+    index_size: int = 2,
 ) -> bytes:
     """Binary input change events ``(index, state)`` as g2v1, or g2v2 with an absolute
-    time when ``time_ms`` is given; 2-octet index prefixes (qualifier 0x28)."""
+    time when ``time_ms`` is given; index prefixes of ``index_size`` octets (qualifier
+    0x28, or 0x17 for one octet)."""
     var = 1 if time_ms is None else 2
     stamp = b"" if time_ms is None else _u48(time_ms)
-    head = object_header(2, var, Q_INDEX16_COUNT16, struct.pack("<H", len(events)))
+    head, idx_fmt = _prefixed(2, var, len(events), index_size)
     body = b"".join(
-        struct.pack("<HB", idx, (flags & 0x7F) | (BI_STATE if s else 0)) + stamp
+        struct.pack(f"<{idx_fmt}B", idx, (flags & 0x7F) | (BI_STATE if s else 0)) + stamp
         for idx, s in events
     )
     return head + body
 
 
 def analog_input_events(
-    events: Sequence[tuple[int, float]], variation: int = 1, flags: int = AI_ONLINE
+    events: Sequence[tuple[int, float]],
+    variation: int = 1,
+    flags: int = AI_ONLINE,
+    index_size: int = 2,
 ) -> bytes:
     """Analog input change events ``(index, value)`` as g32 (v1 32-bit, v2 16-bit,
-    v5 float, v6 double; all with flag, no time), qualifier 0x28."""
+    v5 float, v6 double; all with flag, no time), index-prefixed (0x28 or 0x17)."""
     if variation not in _AI_EVENT_FORMATS:
         raise ValueError(f"analog event variation {variation} is not g32v1/2/5/6")
     fmt = _AI_EVENT_FORMATS[variation]
-    head = object_header(32, variation, Q_INDEX16_COUNT16, struct.pack("<H", len(events)))
-    return head + b"".join(struct.pack("<HB", idx, flags) + _analog(fmt, v) for idx, v in events)
+    head, idx_fmt = _prefixed(32, variation, len(events), index_size)
+    return head + b"".join(
+        struct.pack(f"<{idx_fmt}B", idx, flags) + _analog(fmt, v) for idx, v in events
+    )
+
+
+@dataclass(frozen=True)
+class Crob:
+    """One Control Relay Output Block: point index, control code (operation type |
+    CROB_CLOSE/CROB_TRIP, queue 0x10, clear 0x20), count, on/off times (ms), status."""
+
+    index: int
+    code: int = CROB_LATCH_ON
+    count: int = 1
+    on_ms: int = 0
+    off_ms: int = 0
+    status: int = STATUS_SUCCESS
+
+
+def crobs(blocks: Sequence[Crob], index_size: int = 2) -> bytes:
+    """Several g12v1 CROBs under one header (qualifier 0x28, or 0x17 for 1-octet indexes)."""
+    head, idx_fmt = _prefixed(12, 1, len(blocks), index_size)
+    return head + b"".join(
+        struct.pack(f"<{idx_fmt}BBIIB", b.index, b.code, b.count, b.on_ms, b.off_ms, b.status)
+        for b in blocks
+    )
 
 
 def crob(
@@ -547,28 +591,30 @@ def crob(
     on_ms: int = 0,
     off_ms: int = 0,
     status: int = STATUS_SUCCESS,
+    index_size: int = 2,
 ) -> bytes:
-    """One g12v1 Control Relay Output Block for point ``index`` with its header
-    (qualifier 0x28: one object, 2-octet index prefix).  ``code`` is the control code
-    (operation type | CROB_CLOSE/CROB_TRIP, queue 0x10, clear 0x20)."""
-    head = object_header(12, 1, Q_INDEX16_COUNT16, struct.pack("<H", 1))
-    return head + struct.pack("<HBBIIB", index, code, count, on_ms, off_ms, status)
+    """One g12v1 Control Relay Output Block for point ``index`` with its header (see
+    :class:`Crob` for the fields)."""
+    return crobs([Crob(index, code, count, on_ms, off_ms, status)], index_size)
 
 
 _AO_FORMATS = {1: "<i", 2: "<h", 3: "<f", 4: "<d"}
 
 
 def analog_output(
-    index: int, value: float, variation: int = 1, status: int = STATUS_SUCCESS
+    index: int,
+    value: float,
+    variation: int = 1,
+    status: int = STATUS_SUCCESS,
+    index_size: int = 2,
 ) -> bytes:
     """One g41 analog output command (v1 32-bit, v2 16-bit, v3 float, v4 double) for point
-    ``index`` with its header (qualifier 0x28) and status octet."""
+    ``index`` with its header (qualifier 0x28, or 0x17) and status octet."""
     if variation not in _AO_FORMATS:
         raise ValueError(f"analog output variation {variation} is not g41v1..v4")
-    head = object_header(41, variation, Q_INDEX16_COUNT16, struct.pack("<H", 1))
-    return (
-        head + struct.pack("<H", index) + _analog(_AO_FORMATS[variation], value) + bytes([status])
-    )
+    head, idx_fmt = _prefixed(41, variation, 1, index_size)
+    value_bytes = _analog(_AO_FORMATS[variation], value)
+    return head + struct.pack(f"<{idx_fmt}", index) + value_bytes + bytes([status])
 
 
 # ---- file transfer (g70) ------------------------------------------------------------------
