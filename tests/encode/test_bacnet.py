@@ -372,17 +372,20 @@ def ours(built: Built) -> dict[int, dict[str, Any]]:
 # ---- tshark ------------------------------------------------------------------------------
 
 
+@pytest.mark.tshark
 def test_tshark_finds_no_problems(tshark: str, built: Built) -> None:
     assert problems(tshark, built.path) == ""
     assert expert(tshark, built.path, "warning") == {}
 
 
+@pytest.mark.tshark
 def test_tshark_shows_bacapp_on_every_frame(tshark: str, built: Built) -> None:
     stacks = protocols(tshark, built.path)
     for name, n in built.frame_of.items():
         assert stacks[n][-3:] == ["bvlc", "bacnet", "bacapp"], (name, stacks[n])
 
 
+@pytest.mark.tshark
 @pytest.mark.parametrize("case", CASES, ids=lambda c: c.name)
 def test_tshark_reads_encoded_values(case: Case, ws: dict, texts: dict, built: Built) -> None:
     got = ws[built.frame_of[case.name]]

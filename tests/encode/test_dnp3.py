@@ -285,6 +285,7 @@ def ours(built: Built) -> dict[int, dict[str, Any]]:
 # ---- tshark ------------------------------------------------------------------------------
 
 
+@pytest.mark.tshark
 def test_tshark_finds_no_problems(tshark: str, built: Built) -> None:
     assert problems(tshark, built.path) == ""
     # Bad link CRCs are only warnings in Wireshark, so warnings are checked too; the two
@@ -295,6 +296,7 @@ def test_tshark_finds_no_problems(tshark: str, built: Built) -> None:
     }
 
 
+@pytest.mark.tshark
 def test_tshark_shows_dnp3_on_every_data_frame(tshark: str, built: Built) -> None:
     stacks = protocols(tshark, built.path)
     numbers = [n for name in built.frame_of for n in range(built.first_frame_of[name],
@@ -315,6 +317,7 @@ def _ws_value(name: str, text: str) -> Any:
     return int(text, 0)
 
 
+@pytest.mark.tshark
 @pytest.mark.parametrize("case", CASES, ids=lambda c: c.name)
 def test_tshark_reads_encoded_values(case: Case, ws: dict, built: Built) -> None:
     got = ws[built.frame_of[case.name]]
@@ -338,6 +341,7 @@ def test_tshark_reads_encoded_values(case: Case, ws: dict, built: Built) -> None
         ], name
 
 
+@pytest.mark.tshark
 def test_tshark_link_only_and_confirmed_frames(ws: dict, built: Built) -> None:
     request, status = (ws[n] for n in built.link_frames)
     assert ints(request["dnp3.ctl.prifunc"]) == [D.LINK_REQUEST_STATUS]
@@ -352,6 +356,7 @@ def test_tshark_link_only_and_confirmed_frames(ws: dict, built: Built) -> None:
     assert ints(udp["dnp3.al.obj"]) == [60 << 8 | 2]
 
 
+@pytest.mark.tshark
 @pytest.mark.parametrize("name", ["multi_segment", "multi_segment_wrap"])
 def test_tshark_reads_each_transport_segment(name: str, ws: dict, built: Built) -> None:
     first, last = built.first_frame_of[name], built.frame_of[name]

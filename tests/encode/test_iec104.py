@@ -239,11 +239,13 @@ def ours(built: Built) -> dict[int, dict[str, Any]]:
 # ---- tshark ------------------------------------------------------------------------------
 
 
+@pytest.mark.tshark
 def test_tshark_finds_no_problems(tshark: str, built: Built) -> None:
     assert problems(tshark, built.path) == ""
     assert expert(tshark, built.path, "warning") == {}
 
 
+@pytest.mark.tshark
 def test_tshark_shows_iec104_on_every_frame(tshark: str, built: Built) -> None:
     stacks = protocols(tshark, built.path)
     for name, n in built.frame_of.items():
@@ -259,6 +261,7 @@ def _ws_value(name: str, text: str) -> Any:
     return int(text, 0)
 
 
+@pytest.mark.tshark
 @pytest.mark.parametrize("case", CASES, ids=lambda c: c.name)
 def test_tshark_reads_encoded_values(case: Case, ws: dict, built: Built) -> None:
     got = ws[built.frame_of[case.name]]

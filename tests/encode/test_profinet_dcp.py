@@ -224,6 +224,7 @@ def ours(built: Built) -> dict[str, dict[int, dict[str, Any]]]:
 # ---- tshark ------------------------------------------------------------------------------
 
 
+@pytest.mark.tshark
 def test_tshark_finds_no_problems(tshark: str, built: Built) -> None:
     assert problems(tshark, built.path) == ""
     assert expert(tshark, built.path, "warning") == {}
@@ -233,6 +234,7 @@ def test_tshark_finds_no_problems(tshark: str, built: Built) -> None:
     }
 
 
+@pytest.mark.tshark
 def test_tshark_shows_profinet_on_every_frame(tshark: str, built: Built) -> None:
     stacks = protocols(tshark, built.path)
     for case in CASES:
@@ -257,6 +259,7 @@ def _ws_ints(name: str) -> bool:
     return name not in _WS_TEXT
 
 
+@pytest.mark.tshark
 @pytest.mark.parametrize("case", CASES, ids=lambda c: c.name)
 def test_tshark_reads_encoded_values(case: Case, ws: dict, built: Built) -> None:
     got = ws[built.frame_of[case.name]]
