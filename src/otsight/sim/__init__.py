@@ -1,0 +1,1 @@
+"""Virtual plants: realistic industrial traffic with labelled attacks (``otsight simulate``)."""
