@@ -39,6 +39,7 @@ FILE_NAME = "/config/plant.cfg"
 FILE_HANDLE, FILE_REQ, FILE_BLOCK_SIZE, FILE_SIZE = 0x1234, 7, 512, 4000
 FILE_DATA = b"hello world"
 CROB_SEL = dict(index=7, code=D.CROB_LATCH_ON | D.CROB_CLOSE, count=1, on_ms=100, off_ms=200)
+FRAGMENTS = D.response_fragments(4, 0, [D.analog_inputs(0, AI32, 1), D.binary_inputs(0, BI_STATES)])
 TWO_CROBS = [
     D.Crob(3, D.CROB_LATCH_ON),
     D.Crob(4, D.CROB_PULSE_OFF | D.CROB_TRIP, count=2, on_ms=50, off_ms=50),
@@ -212,6 +213,14 @@ def _cases() -> list[Case]:
              ws={"dnp3.al.uns": [1]}, ours={"app_uns": True}),
         Case("null_unsolicited", False, D.unsolicited_response(6, D.IIN_DEVICE_RESTART),
              D.FC_UNSOLICITED_RESPONSE, 6, iin=D.IIN_DEVICE_RESTART),
+        Case("app_fragment_first", False, FRAGMENTS[0], D.FC_RESPONSE, 4, [(30, 1)], iin=0,
+             ws={"dnp3.al.fir": [1], "dnp3.al.fin": [0], "dnp3.al.con": [1]},
+             ours={"app_fir": True, "app_fin": False, "app_con": True}),
+        Case("app_fragment_confirm", True, D.confirm(4), D.FC_CONFIRM, 4),
+        Case("app_fragment_last", False, FRAGMENTS[1], D.FC_RESPONSE, 5, [(1, 2)], iin=0,
+             ws={"dnp3.al.fir": [0], "dnp3.al.fin": [1], "dnp3.al.con": [0],
+                 "dnp3.al.biq.b7": BI_STATES},
+             ours={"app_fir": False, "app_fin": True, "app_con": False}),
         Case("multi_segment", False, D.response(2, 0, D.analog_inputs(0, BIG, 1)),
              D.FC_RESPONSE, 2, [(30, 1)], iin=0, transport_seq=61,
              ws={"dnp3.al.ana.int": BIG, "dnp3.al.fragment.count": [3]},

@@ -120,6 +120,7 @@ __all__ = [
     "read_range",
     "request",
     "response",
+    "response_fragments",
     "restart_response",
     "segments",
     "select",
@@ -336,6 +337,17 @@ def response(
     """A response fragment: control, function (129), IIN1, IIN2 (``iin`` = IIN1 << 8 | IIN2)."""
     ctl = app_control(seq, fir, fin, con, uns)
     return bytes([ctl, function]) + struct.pack(">H", iin & 0xFFFF) + objects
+
+
+def response_fragments(seq: int, iin: int, object_chunks: Sequence[bytes]) -> list[bytes]:
+    """A multi-fragment response: one fragment per chunk of whole objects, FIR on the first,
+    FIN on the last, sequence numbers counting up from ``seq``; every fragment but the last
+    asks for confirmation (CON), which the master gives before the next one is sent."""
+    last = len(object_chunks) - 1
+    return [
+        response(seq + k, iin, chunk, fir=k == 0, fin=k == last, con=k != last)
+        for k, chunk in enumerate(object_chunks)
+    ]
 
 
 def unsolicited_response(seq: int, iin: int = 0, objects: bytes = b"", con: bool = True) -> bytes:

@@ -89,6 +89,7 @@ __all__ = [
     "device_role_block",
     "end_transaction_block",
     "factory_reset_request",
+    "full_ip_suite_block",
     "get_request",
     "get_response",
     "hello",
@@ -256,6 +257,15 @@ def mac_address_block(mac: str) -> Block:
 def ip_parameter_block(ip: str, netmask: str, gateway: str = "0.0.0.0") -> Block:
     """IP parameter (1/2): address, subnet mask, standard gateway."""
     return (OPT_IP, SUB_IP_PARAMETER, _ip(ip) + _ip(netmask) + _ip(gateway))
+
+
+def full_ip_suite_block(
+    ip: str, netmask: str, gateway: str = "0.0.0.0", dns: Sequence[str] = ()
+) -> Block:
+    """Full IP suite (1/3): IP parameter plus four DNS server addresses (unused: 0.0.0.0)."""
+    servers = list(dns)[:4] + ["0.0.0.0"] * (4 - min(len(dns), 4))
+    value = _ip(ip) + _ip(netmask) + _ip(gateway) + b"".join(_ip(d) for d in servers)
+    return (OPT_IP, SUB_FULL_IP_SUITE, value)
 
 
 def end_transaction_block() -> Block:
