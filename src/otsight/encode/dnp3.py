@@ -666,10 +666,17 @@ def file_open(
     mode: int = FILE_MODE_READ,
     request_id: int = 0,
     max_block: int = 1024,
-    **fields: int,
+    file_size: int = 0,
+    created_ms: int = 0,
+    permissions: int = 0o644,
+    auth_key: int = 0,
 ) -> bytes:
-    """Open File request (function 25) with a g70v3 file command (see :func:`file_command`)."""
-    return request(seq, FC_OPEN_FILE, file_command(name, mode, request_id, max_block, **fields))
+    """Open File request (function 25) with a g70v3 file command: ``mode`` FILE_MODE_READ,
+    _WRITE or _APPEND; ``file_size`` is the size of a file opened for writing."""
+    command = file_command(
+        name, mode, request_id, max_block, created_ms, permissions, auth_key, file_size
+    )
+    return request(seq, FC_OPEN_FILE, command)
 
 
 def file_command_status(
