@@ -319,6 +319,171 @@ def eval_(
 
 @app.command()
 @_guard
+def simulate(
+    scenario: Annotated[
+        str | None, typer.Option("--scenario", "-s", help="Scenario name (see --list).")
+    ] = None,
+    duration: Annotated[
+        str | None,
+        typer.Option("--duration", "-d", help="e.g. 10m, 24h (default: the scenario's)."),
+    ] = None,
+    seed: Annotated[int, typer.Option("--seed", help="Same seed, same capture.")] = 1,
+    out: Annotated[Path | None, typer.Option("--out", "-o", help="Capture to write.")] = None,
+    labels: Annotated[
+        Path | None,
+        typer.Option("--labels", help="Per-frame labels 'frame;label' (and X.attacks.json)."),
+    ] = None,
+    list_: Annotated[bool, typer.Option("--list", help="List the scenarios.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Generate a labelled capture of a virtual plant, with injected attacks."""
+    from otsight.sim.model import ModelError, load_scenarios, parse_duration
+
+    try:
+        scenarios = load_scenarios()
+        if list_:
+            from otsight.sim.attacks import LIBRARY
+
+            rows = [
+                {
+                    "name": sc.name,
+                    "plant": sc.plant,
+                    "description": sc.description,
+                    "duration": sc.duration / 1e9,
+                    "attacks": [
+                        {
+                            "name": a.name,
+                            "attack": a.attack,
+                            "at_s": a.at / 1e9,
+                            "techniques": list(LIBRARY[a.attack].techniques)
+                            if a.attack in LIBRARY
+                            else [],
+                            "description": LIBRARY[a.attack].description
+                            if a.attack in LIBRARY
+                            else "",
+                        }
+                        for a in sc.attacks
+                    ],
+                }
+                for sc in scenarios.values()
+            ]
+            if as_json:
+                _print_json(rows)
+            else:
+                _print_scenarios(rows)
+            return
+        if scenario is None or out is None:
+            _err("give --scenario NAME and --out FILE.pcap (or --list)")
+            raise typer.Exit(EXIT_INPUT)
+        if scenario not in scenarios:
+            _err(f"unknown scenario {scenario!r}; known: {', '.join(scenarios)}")
+            raise typer.Exit(EXIT_INPUT)
+        span = parse_duration(duration, "--duration") if duration else None
+        from otsight.sim.generate import simulate as run
+
+        result = run(scenarios[scenario], out, labels, span, seed)
+    except ModelError as exc:
+        _err(str(exc))
+        raise typer.Exit(EXIT_INPUT) from None
+    if as_json:
+        _print_json(result.to_dict())
+        return
+    from rich.console import Console
+
+    console = Console()
+    console.print(
+        f"[bold]{result.scenario}[/] on plant {result.plant}: {result.packets:,} packets "
+        f"in {result.duration_ns / 1e9:,.0f} s of traffic → {result.pcap}"
+    )
+    for a in result.attacks:
+        console.print(
+            f"  attack {a['name']} ({a['attack']}; {', '.join(a['techniques'])}): "
+            f"frames {a['frames'][0]}–{a['frames'][1]} ({a['frame_count']} frames)"
+        )
+    if result.labels:
+        console.print(f"  labels: {result.labels}, {result.attacks_json}")
+
+
+def _print_scenarios(rows: list[dict[str, Any]]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title="otsight simulate --list", title_justify="left")
+    for col in ("scenario", "plant", "duration", "attacks (ATT&CK for ICS)"):
+        table.add_column(col)
+    for r in rows:
+        attacks = "\n".join(f"{a['name']}: {', '.join(a['techniques'])}" for a in r["attacks"])
+        table.add_row(r["name"], r["plant"], f"{r['duration']:,.0f} s", attacks or "(none)")
+    Console().print(table)
+
+
+@app.command()
+@_guard
+def demo(
+    out: Annotated[Path, typer.Option("--out", "-o", help="Directory for every output.")] = Path(
+        "otsight-demo"
+    ),
+    as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
+) -> None:
+    """Simulate a water plant under attack, analyse the capture, summarise what was seen."""
+    from otsight._jit import kernels_cached, mark_kernels_cached
+
+    first_run = not kernels_cached()
+    if first_run:
+        _warn("first run: compiling decode kernels (once; later runs start at once)")
+    from otsight.demo import run_demo
+
+    summary = run_demo(out)
+    if first_run:
+        mark_kernels_cached()
+    for w in summary["warnings"]:
+        _warn(w)
+    for e in summary["errors"]:
+        _err(e)
+    if as_json:
+        _print_json(summary)
+        return
+    _print_demo(summary)
+
+
+def _print_demo(s: dict[str, Any]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
+    console.print(
+        f"[bold]otsight demo[/]: scenario {s['scenario']} on plant {s['plant']} "
+        f"(seed {s['seed']}) — {s['packets']:,} packets, {s['flows']:,} flows, "
+        f"{s['elapsed_s']:.1f} s"
+    )
+    console.print(
+        "protocols decoded: "
+        + ", ".join(f"{k} {v:,} rows" for k, v in sorted(s["protocols"].items()))
+    )
+    ops = Table(title="operations seen (requests)", title_justify="left")
+    for col in ("protocol", "operation", "category", "count"):
+        ops.add_column(col)
+    for r in s["operations"]:
+        ops.add_row(r["protocol"], str(r["operation"]), str(r["category"] or ""), f"{r['count']:,}")
+    console.print(ops)
+    att = Table(title="attacks the scenario injected (ground truth)", title_justify="left")
+    for col in ("attack", "kind", "techniques", "frames"):
+        att.add_column(col)
+    for a in s["attacks_injected"]:
+        att.add_row(
+            a["name"],
+            a["attack"],
+            ", ".join(a["techniques"]),
+            f"{a['frames'][0]}–{a['frames'][1]} ({a['frame_count']})",
+        )
+    console.print(att)
+    console.print(
+        f"written: {s['capture']}, {s['labels']}, {s['attacks_json']}, tables in {s['analysis']}"
+    )
+
+
+@app.command()
+@_guard
 def plugins(
     as_json: Annotated[bool, typer.Option("--json", help="Print a JSON array.")] = False,
 ) -> None:

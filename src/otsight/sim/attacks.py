@@ -71,7 +71,9 @@ def target(w: World, params: dict, protocol: str) -> str:
     name = params.get("target")
     if name is None:
         candidates = [d.name for d in w.plant.devices.values() if protocol in d.protocols]
-        candidates = [c for c in candidates if w.device(c).role in ("plc", "rtu", "ied", "io_device")]
+        candidates = [
+            c for c in candidates if w.device(c).role in ("plc", "rtu", "ied", "io_device")
+        ]
         if not candidates:
             raise ModelError(f"no {protocol} device in plant {w.plant.name} to attack")
         return candidates[0]
@@ -133,14 +135,30 @@ def _network_scan(w: World, params: dict, at: int, label: int) -> None:
                 dp.append(port), fl.append(RST), sq.append(seq + 1), ak.append(0)
     if ts:
         w.packets.add(
-            ts=np.array(ts), kind=TCP, src=np.array(s), dst=np.array(d), sport=np.array(sp),
-            dport=np.array(dp), seq=np.array(sq), ack=np.array(ak), flags=np.array(fl),
-            window=1024, ip_id=np.arange(len(ts)) + 1000, ttl=64, label=label,
+            ts=np.array(ts),
+            kind=TCP,
+            src=np.array(s),
+            dst=np.array(d),
+            sport=np.array(sp),
+            dport=np.array(dp),
+            seq=np.array(sq),
+            ack=np.array(ak),
+            flags=np.array(fl),
+            window=1024,
+            ip_id=np.arange(len(ts)) + 1000,
+            ttl=64,
+            label=label,
         )
 
 
-_SERVICES = {502: ("modbus",), 102: ("s7comm",), 20000: ("dnp3",), 2404: ("iec104",),
-             44818: ("enip",), 47808: ("bacnet",)}
+_SERVICES = {
+    502: ("modbus",),
+    102: ("s7comm",),
+    20000: ("dnp3",),
+    2404: ("iec104",),
+    44818: ("enip",),
+    47808: ("bacnet",),
+}
 
 
 @attack(
@@ -157,8 +175,10 @@ def _modbus_recon(w: World, params: dict, at: int, label: int) -> None:
         unit = int(dev.params.get("unit_id", 1))
         objects = {0: dev.vendor, 1: dev.model.split()[-1] if dev.model else "", 2: dev.firmware}
         pairs = [
-            (mb.read_device_id_request(k, unit, code),
-             mb.read_device_id_response(k, unit, objects, code))
+            (
+                mb.read_device_id_request(k, unit, code),
+                mb.read_device_id_response(k, unit, objects, code),
+            )
             for k, code in enumerate((1, 2, 3), start=1)
         ]
         t = w.session(src, w.host(dev.name), 502, t, _exchanges(w, pairs, (20, 120)), label)
@@ -192,8 +212,12 @@ def _modbus_single_write(w: World, params: dict, at: int, label: int) -> None:
     unit = int(w.device(dev).params.get("unit_id", 1))
     value = int(params.get("value", int(r.get("normal", [0, r["setpoint"]])[1]) * 2))
     tid = int(w.rng.integers(1, 65535))
-    pairs = [(mb.write_single_register(tid, unit, int(r["address"]), value),
-              mb.write_single_register(tid, unit, int(r["address"]), value))]
+    pairs = [
+        (
+            mb.write_single_register(tid, unit, int(r["address"]), value),
+            mb.write_single_register(tid, unit, int(r["address"]), value),
+        )
+    ]
     w.session(source(w, params), w.host(dev), 502, at, _exchanges(w, pairs, (5, 20)), label)
     w.overrides[(dev, int(r["address"]))].append((at + 10 * MS, value))
 
@@ -215,8 +239,12 @@ def _modbus_write_burst(w: World, params: dict, at: int, label: int) -> None:
     for k in range(n):
         addr = int(w.rng.choice(regs)) if regs else 0
         values = [int(v) for v in w.rng.integers(0, 65535, 2)]
-        pairs.append((mb.write_multiple_registers_request(tid + k, unit, addr, values),
-                      mb.write_multiple_registers_response(tid + k, unit, addr, len(values))))
+        pairs.append(
+            (
+                mb.write_multiple_registers_request(tid + k, unit, addr, values),
+                mb.write_multiple_registers_response(tid + k, unit, addr, len(values)),
+            )
+        )
         w.overrides[(dev, addr)].append((at + k * 150 * MS, values[0]))
     w.session(source(w, params), w.host(dev), 502, at, _exchanges(w, pairs, (40, 260)), label)
 
@@ -234,8 +262,12 @@ def _setpoint_in_range(w: World, params: dict, at: int, label: int) -> None:
     lo, hi = r.get("normal", [r["setpoint"], r["setpoint"]])
     value = int(params.get("value", hi))
     unit = int(w.device(dev).params.get("unit_id", 1))
-    pairs = [(mb.write_single_register(7, unit, int(r["address"]), value),
-              mb.write_single_register(7, unit, int(r["address"]), value))]
+    pairs = [
+        (
+            mb.write_single_register(7, unit, int(r["address"]), value),
+            mb.write_single_register(7, unit, int(r["address"]), value),
+        )
+    ]
     w.session(source(w, params), w.host(dev), 502, at, _exchanges(w, pairs, (5, 20)), label)
     w.overrides[(dev, int(r["address"]))].append((at + 10 * MS, value))
 
@@ -256,8 +288,12 @@ def _setpoint_out_of_range(w: World, params: dict, at: int, label: int) -> None:
         (p["master"] for p in w.plant.polls if p["slave"] == dev), None
     )
     src = w.host(hmi) if hmi else source(w, params)
-    pairs = [(mb.write_single_register(9, unit, int(r["address"]), value),
-              mb.write_single_register(9, unit, int(r["address"]), value))]
+    pairs = [
+        (
+            mb.write_single_register(9, unit, int(r["address"]), value),
+            mb.write_single_register(9, unit, int(r["address"]), value),
+        )
+    ]
     w.session(src, w.host(dev), 502, at, _exchanges(w, pairs, (5, 20)), label)
     w.overrides[(dev, int(r["address"]))].append((at + 10 * MS, value))
 
@@ -278,8 +314,12 @@ def _low_and_slow(w: World, params: dict, at: int, label: int) -> None:
     t, k = at, 0
     while t < w.end:
         value += int(params.get("step", 5))
-        pairs = [(mb.write_single_register(100 + k, unit, int(r["address"]), value),
-                  mb.write_single_register(100 + k, unit, int(r["address"]), value))]
+        pairs = [
+            (
+                mb.write_single_register(100 + k, unit, int(r["address"]), value),
+                mb.write_single_register(100 + k, unit, int(r["address"]), value),
+            )
+        ]
         w.session(source(w, params), w.host(dev), 502, t, _exchanges(w, pairs, (5, 20)), label)
         w.overrides[(dev, int(r["address"]))].append((t + 10 * MS, value))
         t += every
@@ -349,7 +389,7 @@ def _dnp3_firmware(w: World, params: dict, at: int, label: int) -> None:
     master = 1
     name = params.get("file", "/firmware/rtu_fw_9.9.bin")
     size = int(params.get("size", 4096))
-    frags = [(dnp.file_open(0, name, mode=2, size=size), dnp.response(0, 0))]
+    frags = [(dnp.file_open(0, name, mode=2, file_size=size), dnp.response(0, 0))]
     block = bytes(w.rng.integers(0, 256, 200, dtype=np.uint8))
     blocks = max(1, size // len(block))
     for b in range(blocks):
@@ -359,15 +399,76 @@ def _dnp3_firmware(w: World, params: dict, at: int, label: int) -> None:
     for k, (req, resp) in enumerate(frags):
         t += int(w.rng.integers(30, 80)) * MS
         msgs.append((t, True, b"".join(dnp.frames(out_addr, master, req, transport_seq=k))))
-        msgs.append((t + 20 * MS, False,
-                     b"".join(dnp.frames(master, out_addr, resp, from_master=False, transport_seq=k))))
+        msgs.append(
+            (
+                t + 20 * MS,
+                False,
+                b"".join(dnp.frames(master, out_addr, resp, from_master=False, transport_seq=k)),
+            )
+        )
     w.session(source(w, params), w.host(dev), 20000, at, msgs, label)
 
 
 def catalogue() -> list[dict]:
     """The attack library as data (for --list and the documentation)."""
     return [
-        {"name": a.name, "techniques": list(a.techniques), "protocols": list(a.protocols),
-         "description": a.description}
+        {
+            "name": a.name,
+            "techniques": list(a.techniques),
+            "protocols": list(a.protocols),
+            "description": a.description,
+        }
         for a in LIBRARY.values()
     ]
+
+
+# ---- IT into OT ---------------------------------------------------------------------------
+
+
+@attack(
+    "smb_copy_to_ews",
+    ("T0867",),
+    ("smb",),
+    "A tool copied over SMB from an enterprise host onto the engineering workstation's admin "
+    "share (lateral tool transfer into the control zone).",
+)
+def _smb_copy_to_ews(w: World, params: dict, at: int, label: int) -> None:
+    from otsight.sim import it_background
+
+    ews = params.get("target") or w.plant.engineering.get("workstation")
+    src = params.get("from") or next(
+        (d.name for d in w.plant.devices.values() if d.role == "workstation"), None
+    )
+    if not ews or not src:
+        raise ModelError("smb_copy_to_ews needs an engineering workstation and a source host")
+    it_background.smb_copy(
+        w,
+        src,
+        ews,
+        "C$",
+        params.get("file", "Windows\\Temp\\svc_update.exe"),
+        int(params.get("size", 180_000)),
+        at,
+        label,
+        write=True,
+        user="svc_backup",
+    )
+
+
+@attack(
+    "rdp_it_to_control",
+    ("T0886", "T0822"),
+    ("rdp",),
+    "An RDP session from an enterprise workstation straight into a host of the control zone "
+    "(remote services crossing the IT/OT boundary).",
+)
+def _rdp_it_to_control(w: World, params: dict, at: int, label: int) -> None:
+    from otsight.sim import it_background
+
+    dst = params.get("target") or w.plant.engineering.get("workstation")
+    src = params.get("from") or next(
+        (d.name for d in w.plant.devices.values() if d.role == "workstation"), None
+    )
+    if not dst or not src:
+        raise ModelError("rdp_it_to_control needs a source workstation and a control-zone target")
+    it_background.rdp_session(w, src, dst, at, label, params.get("user", "jdoe"))

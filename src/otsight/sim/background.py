@@ -63,8 +63,9 @@ def _arp(w: World) -> None:
         first = w.t0 + int(w.rng.integers(0, 2 * S))
         ts = np.arange(first, w.end, 1200 * S, dtype=np.int64)
         ts = ts + w.rng.integers(0, 60 * S, ts.shape[0])
-        req = pk.ethernet(BROADCAST, da.mac, pk.ETH_ARP, pk.arp(1, da.mac, da.ip, "00:00:00:00:00:00", db.ip))
+        req = pk.ethernet(
+            BROADCAST, da.mac, pk.ETH_ARP, pk.arp(1, da.mac, da.ip, "00:00:00:00:00:00", db.ip)
+        )
         rep = pk.ethernet(da.mac, db.mac, pk.ETH_ARP, pk.arp(2, db.mac, db.ip, da.mac, da.ip))
         w.frames(ts, [req] * ts.shape[0])
         w.frames(ts + int(0.3 * MS), [rep] * ts.shape[0])
-

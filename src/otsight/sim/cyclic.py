@@ -185,7 +185,9 @@ def iec104_measurements(
     rows and the offsets of the send and receive sequence fields (stamped by the stream)."""
     n, k = values.shape
     marker = [1000.5 + i for i in range(k)]
-    tmpl = i104.i_frame(0x1234, 0x0567, i104.m_me_nc_1(ca, list(zip(ioas, marker)), cot=cot))
+    tmpl = i104.i_frame(
+        0x1234, 0x0567, i104.m_me_nc_1(ca, list(zip(ioas, marker, strict=True)), cot=cot)
+    )
     rows = copies(tmpl, n)
     for i in range(k):
         at = locate(tmpl, struct.pack("<f", marker[i]))

@@ -82,7 +82,10 @@ def modbus_session(
     )
     for base in range(0, top, 50):
         count = min(50, top - base)
-        values = [int(v) for v in (w.register_value(target, base + k, _at(start + t)) for k in range(count))]
+        values = [
+            int(v)
+            for v in (w.register_value(target, base + k, _at(start + t)) for k in range(count))
+        ]
         exchange(
             mb.read_request(tid, unit, 3, base, count),
             mb.read_registers_response(tid, unit, 3, values),
@@ -109,7 +112,10 @@ def _at(t: int) -> np.ndarray:
 def dnp3_session(w: World, ews: str, target: str, start: int, label: int) -> int:
     """Integrity poll, time synchronisation and an event poll from the workstation."""
     dev, ewsd = w.device(target), w.device(ews)
-    out_addr, m_addr = int(dev.params.get("dnp3_address", 10)), int(ewsd.params.get("dnp3_address", 3))
+    out_addr, m_addr = (
+        int(dev.params.get("dnp3_address", 10)),
+        int(ewsd.params.get("dnp3_address", 3)),
+    )
     msgs: list[tuple[int, bool, bytes]] = []
     t = 0
     for seq, (req, resp) in enumerate(

@@ -87,7 +87,7 @@ def simulate(
         with open(labels, "w", newline="") as fh:
             wr = csv.writer(fh, delimiter=";", lineterminator="\n")
             wr.writerow(["frame", "label"])
-            wr.writerows(zip(range(1, frame_labels.shape[0] + 1), names[frame_labels]))
+            wr.writerows(zip(range(1, frame_labels.shape[0] + 1), names[frame_labels], strict=True))
         aj = labels.with_name(labels.name.removesuffix(".csv").removesuffix(".labels"))
         attacks_json = str(aj.with_suffix(".attacks.json"))
         Path(attacks_json).write_text(json.dumps(records, indent=2) + "\n")

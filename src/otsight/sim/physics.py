@@ -21,7 +21,9 @@ DAY_S = 86_400.0
 
 
 @njit(cache=True, nogil=True)
-def _tank(steps, t0_s, area, height, pump_flow, demand_mean, demand_swing, low, high, noise, level0):
+def _tank(
+    steps, t0_s, area, height, pump_flow, demand_mean, demand_swing, low, high, noise, level0
+):
     """Level (m), inflow and outflow (m³/h), pump state (0/1) and outlet valve (%) of a tank
     whose inlet pump is switched by level hysteresis and whose outlet follows demand."""
     level = np.empty(steps)

@@ -94,9 +94,11 @@ def _modbus(w: World, master: str, slave: str, polls: list[dict], opened: int) -
         at += n
         count, address = int(p["count"]), int(p["address"])
         fc = int(p.get("function", 3))
-        values = np.stack(
-            [w.register_value(slave, address + k, t) for k in range(count)], axis=1
-        ) if n else np.zeros((0, count), np.int64)
+        values = (
+            np.stack([w.register_value(slave, address + k, t) for k in range(count)], axis=1)
+            if n
+            else np.zeros((0, count), np.int64)
+        )
         req, resp = cyclic.modbus_read(tids, unit, fc, address, values)
         lat = device_latency(w, n, float(dev.params.get("latency_ms", 4.0)))
         _connection(w, master, slave, PORTS["modbus"], opened, t, req, t + lat, resp)
@@ -109,14 +111,24 @@ def _dnp3(w: World, master: str, slave: str, polls: list[dict], opened: int) -> 
     t = np.sort(np.concatenate(times))
     n = t.shape[0]
     assert w.signals is not None
-    analogs = np.stack(
-        [np.rint(w.signals.sample(a["signal"], t) * float(a.get("scale", 1))).astype(np.int64)
-         for a in points.get("analog", [])],
-        axis=1,
-    ) if points.get("analog") else np.zeros((n, 0), np.int64)
-    binaries = np.stack(
-        [w.signals.sample(b["signal"], t) > 0.5 for b in points.get("binary", [])], axis=1
-    ) if points.get("binary") else np.zeros((n, 0), bool)
+    analogs = (
+        np.stack(
+            [
+                np.rint(w.signals.sample(a["signal"], t) * float(a.get("scale", 1))).astype(
+                    np.int64
+                )
+                for a in points.get("analog", [])
+            ],
+            axis=1,
+        )
+        if points.get("analog")
+        else np.zeros((n, 0), np.int64)
+    )
+    binaries = (
+        np.stack([w.signals.sample(b["signal"], t) > 0.5 for b in points.get("binary", [])], axis=1)
+        if points.get("binary")
+        else np.zeros((n, 0), bool)
+    )
     seq = np.arange(n, dtype=np.int64)
     req, resp = cyclic.dnp3_class_poll(
         int(mdev.params.get("dnp3_address", 1)),

@@ -129,7 +129,12 @@ class Packets:
     cols: dict[str, list[np.ndarray]] = field(default_factory=lambda: {c: [] for c in COLUMNS})
 
     def add(self, **columns: np.ndarray | int) -> None:
-        n = max(np.size(v) for v in columns.values())
+        sizes = [np.shape(v)[0] for v in columns.values() if np.ndim(v) > 0]
+        n = min(sizes) if sizes else 1
+        if sizes and max(sizes) != n:
+            raise ValueError(f"packet columns of different lengths: {sorted(set(sizes))}")
+        if n == 0:
+            return
         for c in COLUMNS:
             v = columns.get(c, 0 if c != "ttl" else 64)
             self.cols[c].append(np.broadcast_to(np.asarray(v, np.int64), (n,)).copy())

@@ -144,7 +144,9 @@ class World:
     def frames(self, ts: np.ndarray, frames: list[bytes], label: int = 0) -> None:
         """Whole link-layer frames (non-IP protocols)."""
         off, ln = self.payload.add_many(frames)
-        self.packets.add(ts=np.asarray(ts, np.int64), kind=RAW, pay_off=off, pay_len=ln, label=label)
+        self.packets.add(
+            ts=np.asarray(ts, np.int64), kind=RAW, pay_off=off, pay_len=ln, label=label
+        )
 
     def register_value(self, device: str, address: int, ts: np.ndarray) -> np.ndarray:
         """What a poll at ``ts`` reads from a Modbus register (process signal, setpoint,
