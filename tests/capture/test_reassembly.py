@@ -15,13 +15,15 @@ from __future__ import annotations
 
 import struct
 from collections import Counter
+from dataclasses import replace
 from functools import cache
 from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
 
-from otsight.capture.framing import FRAMERS
+from otsight.capture import _track
+from otsight.capture.framing import FRAMERS, OPCUA
 from otsight.capture.pcap import CaptureReader
 from otsight.encode import modbus as mb
 from otsight.encode.pcapfile import PcapWriter
@@ -52,7 +54,12 @@ CASES = [
     ("iec104/ICS-Security-Tools__JavaRMI_and_IEC_Misc.pcap", {"iec104"}),
     ("iec104/ICS-Security-Tools__090813_diverse.pcap", {"iec104"}),
     ("iec104/epf-parameter-screening__iec104.pcap", {"iec104"}),
+    ("opcua/icsnpp-opcua-binary__open62541_read_service_test_data.pcap", {"opcua"}),
+    ("opcua/icsnpp-opcua-binary__opcua_with-gap_with-handshake.pcap", {"opcua"}),
 ]
+# The corpus's only long FINS/TCP stream has 16 PDUs, too few for CASES: it is re-cut
+# repeated (real PDUs, one flow) by test_recut_fins_tcp_stream.
+FINS_TCP_STREAM = "fins/icsnpp-omron-fins__omron_fins_tcp_commands_responses.pcap"
 SEEDS = [1, 2, 3]
 MAX_PDUS = 2000  # per capture: the first PDUs in capture order (keeps the suite fast)
 TRICKS = (
@@ -115,12 +122,17 @@ def _check_rebuilt(d, rb, source_pdus) -> None:
 # --------------------------------------------------------------------------- corpus re-cut
 
 
+def test_framer_maxima_fit_the_reassembly_slot():
+    assert max(largest for _, _, largest in FRAMERS.values()) <= _track.BIG
+
+
 def test_cases_cover_every_framer(corpus):
     seen = set()
     for rel, framers in CASES:
         protocols = {p.protocol for p in _original(rel)[:MAX_PDUS]}
         assert framers <= protocols, (rel, protocols)
         seen |= protocols
+    seen |= {p.protocol for p in _original(FINS_TCP_STREAM)}
     assert seen >= ALL_FRAMERS
     assert len(CASES) >= 15
 
@@ -137,6 +149,19 @@ def test_recut_corpus_capture_frames_identically(corpus, tmp_path, rel, seed):
     _check_rebuilt(_decode(rb.path), rb, pdus)
 
 
+@pytest.mark.parametrize("seed", SEEDS)
+def test_recut_fins_tcp_stream(corpus, tmp_path, seed):
+    stream = [p for p in _original(FINS_TCP_STREAM) if p.protocol == "fins"]
+    assert len(stream) == 16
+    # the same requests and answers three times over, in one flow (distinct objects: the
+    # construction tells PDUs apart by identity)
+    pdus = [replace(p) for _ in range(3) for p in stream]
+    rb = resegment(pdus, tmp_path / "recut.pcap", seed)
+    for trick in TRICKS:
+        assert rb.stats[trick] > 0, f"construction did not exercise {trick}: {rb.stats}"
+    _check_rebuilt(_decode(rb.path), rb, pdus)
+
+
 def test_recut_without_tricks_is_one_segment_per_pdu_burst(corpus, tmp_path):
     """Control: the helper itself, with plain segmentation, round-trips too."""
     pdus = list(_original(CASES[0][0])[:MAX_PDUS])
@@ -149,7 +174,8 @@ def test_recut_without_tricks_is_one_segment_per_pdu_burst(corpus, tmp_path):
 
 
 def _fake(data: bytes, protocol: str, orig: bool, flow: int = 1, port: int = 40000):
-    client, server = ("10.9.0.1", port), ("10.9.0.2", {"tpkt": 102, "enip": 44818}[protocol])
+    ports = {"tpkt": 102, "enip": 44818, "opcua": 4840}
+    client, server = ("10.9.0.1", port), ("10.9.0.2", ports[protocol])
     src, dst = (client, server) if orig else (server, client)
     return SimpleNamespace(
         data=data, protocol=protocol, is_orig=orig, flow_id=flow, src=src, dst=dst
@@ -167,12 +193,19 @@ def _enip(n: int, fill: int) -> bytes:
     )
 
 
+def _opcua(n: int, fill: int) -> bytes:
+    return b"MSGF" + struct.pack("<I", n) + bytes([fill & 0xFF]) * (n - 8)
+
+
 @pytest.mark.parametrize("seed", [7, 8])
 def test_recut_large_pdus_up_to_the_framer_maximum(tmp_path, seed):
     """PDUs far above one segment (and the small reassembly slot), up to 64 KiB."""
     pdus = []
     sizes = [7, 2049, 65535, 1500, 40000, 300, 65535, 8]
     for k, n in enumerate(sizes):
+        # OPC UA chunks up to the largest the reassembly slot holds
+        n_ua = FRAMERS[OPCUA][2] if n == 65535 else max(n, 8)
+        pdus.append(_fake(_opcua(n_ua, k), "opcua", k % 2 == 1, flow=3, port=40003))
         pdus.append(_fake(_tpkt(max(n, 7), k), "tpkt", k % 3 != 1, flow=1, port=40001))
         pdus.append(
             _fake(
@@ -200,6 +233,9 @@ def _valid_header(protocol: str, b: bytes) -> bool:
         return len(b) < 3 or (b[:2] == b"\x05\x64" and b[2] >= 5)
     if protocol == "iec104":
         return len(b) < 2 or (b[0] == 0x68 and b[1] >= 4)
+    if protocol == "opcua":
+        types = (b"HEL", b"ACK", b"ERR", b"RHE", b"OPN", b"MSG", b"CLO")
+        return len(b) < 8 or (b[:3] in types and b[3:4] in (b"F", b"C", b"A"))
     return True  # enip: any four bytes give a length
 
 
@@ -318,6 +354,7 @@ HOLE_CASES = [
     ("dnp3/icsnpp-dnp3__dnp3_example.pcap", "dnp3"),
     ("iec104/ICS-Security-Tools__JavaRMI_and_IEC_Misc.pcap", "iec104"),
     ("enip/ICS-Security-Tools__EthernetIP-CIP.pcap", "enip"),
+    ("opcua/icsnpp-opcua-binary__open62541_read_service_test_data.pcap", "opcua"),
 ]
 
 

@@ -1,7 +1,7 @@
 """Every dissector survives mutated real PDUs: no exception, no dissector switched off, no hang.
 
 The default suite runs 20,000 mutations of real corpus PDUs (all framed TCP protocols,
-BACnet and DNP3 over UDP, PROFINET frames) through the whole pipeline in a child process
+BACnet, DNP3 and FINS over UDP, PROFINET frames) through the whole pipeline in a child process
 with a time limit. The long run is the same command with ``--mutations 1000000``.
 """
 
@@ -25,6 +25,10 @@ SEED_CAPTURES = [
     "bacnet/icsnpp-bacnet__bacnet_example.pcap",
     "profinet/icsnpp-profinet-io-cm__profinet_io_cm_mixed_1.pcap",
     "profinet/ICS-Security-Tools__ChangeIPUsingDCP.pcap",
+    "opcua/icsnpp-opcua-binary__open62541_client-server_minimal.pcap",
+    "opcua/icsnpp-opcua-binary__python_opcua-client-server_encrypted.pcap",
+    "fins/icsnpp-omron-fins__omron.pcap",
+    "fins/icsnpp-omron-fins__omron_fins_tcp_commands_responses.pcap",
 ]
 
 
@@ -65,6 +69,7 @@ def test_20k_mutations_of_real_pdus(corpus):
     }
     protocols = set(report["by_protocol"])
     assert {"modbus", "enip", "dnp3", "tpkt", "iec104", "udp:47808", "l2:0x8892"} <= protocols
+    assert {"opcua", "fins", "udp:9600"} <= protocols
     assert report["weird"], "mutants must produce weird rows, not vanish"
 
 
