@@ -218,6 +218,39 @@ def _steps() -> list[tuple[bool, bytes, dict[str, str], dict[str, Any], list[dic
          [{"service_name": "reset", "class_id": 1, "category": "control"}]),
         (False, _cip(E.cip_response(E.SC_RESET), 11), {"cip.genstat": "0x00"}, {},
          [{"service_name": "reset", "general_status": 0}]),
+        # 16-bit instance and attribute segments
+        (True, _cip(E.get_attribute_single(0x0F, 300, 0x105), 12), {"cip.class": "0x0f",
+         "cip.instance": "0x012c", "cip.attribute": "261"}, {},
+         [{"class_id": 0x0F, "instance_id": 300, "attribute_id": 0x105}]),
+        (False, _cip(E.cip_response(E.SC_GET_ATTRIBUTE_SINGLE, data=b"\x01\x00"), 12),
+         {"cip.genstat": "0x00"}, {}, [{"instance_id": 300, "request_frame": PREV}]),
+        # an odd-length request (Reset with its type) routed to slot 2: pad byte
+        (True, _cip(E.unconnected_send(E.reset_request(0), E.port_segment(1, 2)), 13), {
+            "cip.sc": "0x52,0x05", "cip.cm.msg_req_size": "7"}, {"cip_messages": 2},
+         [{"service_name": "unconnected_send"},
+          {"wrapper": "unconnected_send", "service_name": "reset", "class_id": 1}]),
+        (False, _cip(E.cip_response(E.SC_RESET), 13), {"cip.genstat": "0x00"}, {},
+         [{"wrapper": "unconnected_send", "service_name": "reset", "request_frame": PREV}]),
+        # a target that does not answer: the Connection Manager's own failure
+        (True, _cip(E.unconnected_send(E.get_attributes_all(E.CLASS_IDENTITY, 1),
+         E.port_segment(1, 3)), 14), {"cip.sc": "0x52,0x01"}, {}, [{}, {}]),
+        (False, _cip(E.unconnected_send_error(), 14), {"cip.sc": "0x52", "cip.genstat": "0x01",
+         "cip.cm.ext_status": "0x0204"}, {},
+         [{"service_name": "unconnected_send", "class_id": 6, "general_status": 1,
+           "extended_status": 0x0204, "request_frame": PREV}]),
+        # a Multiple Service Packet routed through an Unconnected Send
+        (True, _cip(E.unconnected_send(E.multiple_service_request(
+         [E.read_tag_request("A"), E.read_tag_request("B[2]")]), E.port_segment(1, 0)), 15),
+         {"cip.symbol": "A,B"}, {"cip_messages": 4},
+         [{"service_name": "unconnected_send"}, {"service_name": "multiple_service_packet"},
+          {"wrapper": "unconnected_send+multiple_service_packet", "symbol": "A"},
+          {"wrapper": "unconnected_send+multiple_service_packet", "symbol": "B[2]",
+           "member_id": 2}]),
+        (False, _cip(E.multiple_service_response([E.read_tag_response(E.TYPE_INT, b"\x05\x00"),
+         E.read_tag_response(E.TYPE_INT, b"\x06\x00")]), 15), {"cip.genstat": "0x00,0x00,0x00"},
+         {"cip_messages": 3},
+         [{"service_name": "multiple_service_packet", "wrapper": "unconnected_send"},
+          {"symbol": "A", "request_frame": PREV}, {"symbol": "B[2]", "request_frame": PREV}]),
         (True, E.unregister_session(SESSION), {"enip.command": "0x0066"},
          {"command_name": "unregister_session", "session_handle": SESSION}, []),
     ]  # fmt: skip

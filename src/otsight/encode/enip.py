@@ -119,6 +119,7 @@ __all__ = [
     "symbol_segment",
     "symbolic_path",
     "unconnected_send",
+    "unconnected_send_error",
     "unregister_session",
     "write_tag_request",
     "write_tag_response",
@@ -544,6 +545,20 @@ def unconnected_send(
         + route_path
     )
     return cip_request(SC_UNCONNECTED_SEND, epath(CLASS_CONNECTION_MANAGER, 1), data)
+
+
+def unconnected_send_error(
+    general_status: int = STATUS_CONNECTION_FAILURE,
+    extended_status: int = 0x0204,
+    remaining_path_size: int = 0,
+) -> bytes:
+    """The Connection Manager's own reply when an Unconnected Send could not be delivered
+    (0x0204: unconnected request timed out, 0x0311: invalid port, 0x0312: invalid link
+    address): general / extended status, the remaining route path size in words and a
+    reserved byte."""
+    return cip_response(
+        SC_UNCONNECTED_SEND, general_status, (extended_status,), bytes([remaining_path_size, 0])
+    )
 
 
 def forward_open_request(
