@@ -82,10 +82,7 @@ def modbus_session(
     )
     for base in range(0, top, 50):
         count = min(50, top - base)
-        values = [
-            int(v)
-            for v in (w.register_value(target, base + k, _at(start + t)) for k in range(count))
-        ]
+        values = [int(w.register_value(target, base + k, _at(start + t))[0]) for k in range(count)]
         exchange(
             mb.read_request(tid, unit, 3, base, count),
             mb.read_registers_response(tid, unit, 3, values),
