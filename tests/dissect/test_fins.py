@@ -4,8 +4,11 @@ detection; robustness on mutated real frames."""
 
 from __future__ import annotations
 
+import os
 import random
 import struct
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -349,36 +352,41 @@ def _run_kernel(datas: list[bytes], tcp: list[bool]) -> np.ndarray:
     return out
 
 
-def test_kernel_survives_mutated_real_frames(corpus):
+def _mutants(corpus, count: int, seed: int) -> tuple[list[bytes], list[bool]]:
     from otsight.testing.fuzz import seeds_from
 
     seeds: list[tuple[bytes, bool]] = []
     for name in ("fins/icsnpp-omron-fins__omron.pcap", "fins/icsnpp-omron-fins__omron_test.pcap"):
-        for seed in seeds_from(Path(corpus) / name):
-            if seed.kind == "tcp" and seed.protocol == "fins":
-                seeds.append((seed.data, True))
-            elif seed.kind == "udp" and 9600 in (seed.sport, seed.dport):
-                seeds.append((seed.data, False))
+        for seed_ in seeds_from(Path(corpus) / name):
+            if seed_.kind == "tcp" and seed_.protocol == "fins":
+                seeds.append((seed_.data, True))
+            elif seed_.kind == "udp" and 9600 in (seed_.sport, seed_.dport):
+                seeds.append((seed_.data, False))
     assert len(seeds) > 200 and any(tcp for _, tcp in seeds)
-    rng = random.Random(9600)
+    rng = random.Random(seed)
     mutants, tcp = [], []
-    for _ in range(5000):
+    for _ in range(count):
         data, is_tcp = rng.choice(seeds)
         d = bytearray(data)
-        keep = 8 if is_tcp else 0
+        keep = 8 if is_tcp else 12  # the framer checked the FINS/TCP header; UDP has >= 12
         how = rng.randrange(3)
         if how == 0:
             for _ in range(rng.randrange(1, 6)):
-                k = rng.randrange(keep, len(d))
+                k = rng.randrange(8 if is_tcp else 0, len(d))
                 d[k] ^= 1 << rng.randrange(8)
         elif how == 1:
-            d = d[: rng.randrange(max(keep, 1), len(d) + 1)]
+            d = d[: rng.randrange(keep, len(d) + 1)]
         else:
             d += rng.randbytes(rng.randrange(1, 40))
         if is_tcp:
             struct.pack_into(">I", d, 4, len(d) - 8)
         mutants.append(bytes(d))
         tcp.append(is_tcp)
+    return mutants, tcp
+
+
+def test_kernel_survives_mutated_real_frames(corpus):
+    mutants, tcp = _mutants(corpus, 5000, 9600)
     out = _run_kernel(mutants, tcp)
     assert (out[:, F.STATUS] != F.OK).any()
     lengths = np.array([len(m) for m in mutants])
@@ -407,3 +415,50 @@ def test_semantics_cover_the_command_set():
     assert F.COMMANDS[0x0501].category == "discovery" and F.COMMANDS[0x0C01].category == "session"
     used = {F.COMMANDS[c].category for c in F.COMMANDS.rows}
     assert used >= {"read", "write", "control", "program", "diagnostic", "discovery", "session"}
+
+
+_PURE_PYTHON_CHECK = """
+import sys
+import numpy as np
+from otsight.dissect import fins as F
+
+blob = open(sys.argv[1], "rb").read()
+p = n = 0
+while p < len(blob):
+    tcp = blob[p] == 1
+    size = int.from_bytes(blob[p + 1 : p + 5], "big")
+    buf = np.frombuffer(blob[p + 5 : p + 5 + size], np.uint8)  # exactly the frame: no slack
+    p += 5 + size
+    out = np.empty((1, F.NCOL), np.int64)
+    zero = np.zeros(1, np.int64)
+    F._fields(buf, np.zeros(0, np.uint8), zero, zero if tcp else zero - 1,
+              zero - 1 if tcp else zero, zero + size, out)
+    n += 1
+print(n)
+"""
+
+
+def test_kernel_never_reads_past_a_frame(corpus, tmp_path):
+    """Pure-Python run of the kernel (NUMBA_DISABLE_JIT): numpy raises on any read past end."""
+    mutants, tcp = _mutants(corpus, 3000, 1)
+    blob = b"".join(
+        bytes([t]) + len(m).to_bytes(4, "big") + m for m, t in zip(mutants, tcp, strict=True)
+    )
+    (tmp_path / "mutants.bin").write_bytes(blob)
+    proc = subprocess.run(
+        [sys.executable, "-c", _PURE_PYTHON_CHECK, str(tmp_path / "mutants.bin")],
+        capture_output=True,
+        text=True,
+        env=dict(os.environ, NUMBA_DISABLE_JIT="1"),
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert int(proc.stdout.strip()) == 3000
+
+
+def test_registered_and_listed():
+    from otsight.analyze import all_schemas
+    from otsight.dissect.registry import registry
+
+    assert registry().dissectors["fins"] is F.FinsDissector
+    assert all_schemas()["fins"] is F.SCHEMA

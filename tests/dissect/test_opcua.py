@@ -4,8 +4,11 @@ robustness on mutated real chunks."""
 
 from __future__ import annotations
 
+import os
 import random
 import struct
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -409,7 +412,27 @@ def _run_kernels(datas: list[bytes]) -> np.ndarray:
     return out
 
 
-def test_kernel_survives_mutated_real_chunks(corpus):
+_PURE_PYTHON_CHECK = """
+import sys
+import numpy as np
+from otsight.dissect import opcua as U
+
+blob = open(sys.argv[1], "rb").read()
+p = n = 0
+while p < len(blob):
+    size = int.from_bytes(blob[p : p + 4], "big")
+    buf = np.frombuffer(blob[p + 4 : p + 4 + size], np.uint8)  # exactly the chunk: no slack
+    p += 4 + size
+    out = np.empty((1, U.NCOL), np.int64)
+    one = np.ones(1, np.int64)
+    U._fields(buf, np.zeros(0, np.uint8), one * 0, one * 0, one * size, U.SERVICE_KIND,
+              U._POLICY_NONE_ARR, out)
+    n += 1
+print(n)
+"""
+
+
+def _mutants(corpus, count: int, seed: int) -> list[bytes]:
     seeds = [
         p.data
         for name in (
@@ -420,9 +443,9 @@ def test_kernel_survives_mutated_real_chunks(corpus):
         if p.protocol == "opcua"
     ]
     assert len(seeds) > 60
-    rng = random.Random(4840)
+    rng = random.Random(seed)
     mutants = []
-    for _ in range(5000):
+    for _ in range(count):
         d = bytearray(rng.choice(seeds))
         how = rng.randrange(4)
         if how == 0:
@@ -438,6 +461,27 @@ def test_kernel_survives_mutated_real_chunks(corpus):
             d += bytes(rng.randrange(256) for _ in range(rng.randrange(1, 40)))
         struct.pack_into("<I", d, 4, len(d))  # the framer has checked the size
         mutants.append(bytes(d))
+    return mutants
+
+
+def test_kernel_never_reads_past_a_chunk(corpus, tmp_path):
+    """Pure-Python run of the kernel (NUMBA_DISABLE_JIT): numpy raises on any read past end."""
+    mutants = _mutants(corpus, 3000, 1)
+    blob = b"".join(len(m).to_bytes(4, "big") + m for m in mutants)
+    (tmp_path / "mutants.bin").write_bytes(blob)
+    proc = subprocess.run(
+        [sys.executable, "-c", _PURE_PYTHON_CHECK, str(tmp_path / "mutants.bin")],
+        capture_output=True,
+        text=True,
+        env=dict(os.environ, NUMBA_DISABLE_JIT="1"),
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert int(proc.stdout.strip()) == 3000
+
+
+def test_kernel_survives_mutated_real_chunks(corpus):
+    mutants = _mutants(corpus, 5000, 4840)
     out = _run_kernels(mutants)
     assert (out[:, U.STATUS] != U.OK).any()
     assert ((out[:, U.BODY] >= -1) & (out[:, U.BODY] <= np.array([len(m) for m in mutants]))).all()
@@ -462,3 +506,11 @@ def test_semantics_techniques_exist():
     assert U.SERVICES[712].category == "control" and U.SERVICES[527].category == "discovery"
     assert U.SERVICES[461].category == U.SERVICES[467].category == "session"
     assert U.SERVICES[676].category == "write" and not U.SERVICES[676].techniques
+
+
+def test_registered_and_listed():
+    from otsight.analyze import all_schemas
+    from otsight.dissect.registry import registry
+
+    assert registry().dissectors["opcua"] is U.OpcuaDissector
+    assert all_schemas()["opcua"] is U.SCHEMA

@@ -52,15 +52,16 @@ PORT = 4840  # IANA; a hint in docs only: detection is by content
 # Service encodings (DefaultBinary node ids of OPC 10000-4 services), request and response.
 # Category and techniques describe what the request does; responses share the category and
 # carry no technique (the request is the act).
-_DISCOVERY_SERVER = ("discovery", ["T0846"])
-_DISCOVERY_INFO = ("discovery", ["T0888"])
-_BROWSE = ("discovery", ["T0861"])
-_SESSION = ("session", [])
-_MONITOR = ("read", ["T0801"])
-_SUBSCRIPTION = ("read", [])
-_NODE_MGMT = ("write", ["T0836"])
+_Spec = tuple[str, list[str]]
+_DISCOVERY_SERVER: _Spec = ("discovery", ["T0846"])
+_DISCOVERY_INFO: _Spec = ("discovery", ["T0888"])
+_BROWSE: _Spec = ("discovery", ["T0861"])
+_SESSION: _Spec = ("session", [])
+_MONITOR: _Spec = ("read", ["T0801"])
+_SUBSCRIPTION: _Spec = ("read", [])
+_NODE_MGMT: _Spec = ("write", ["T0836"])
 
-_SERVICES: dict[int, tuple[str, tuple[str, list[str]]]] = {
+_SERVICES: dict[int, tuple[str, _Spec]] = {
     410: ("TestStack", ("diagnostic", [])),
     416: ("TestStackEx", ("diagnostic", [])),
     422: ("FindServers", _DISCOVERY_SERVER),
@@ -888,10 +889,9 @@ class OpcuaDissector(Dissector):
         server_uri: list[str | None] = [None] * n
         reason: list[str | None] = [None] * n
         strings = (endpoint, server_uri, reason)
-        for k in np.flatnonzero((mt == HEL) | (mt == ERR) | (mt == RHE) | (mt == OPN)):
-            k = int(k)
-            self._rare(ctx.pdu_bytes(idx[k]), k, out, opn_policy, token_type, sec_mode_opn,
-                       strings)  # fmt: skip
+        for row in np.flatnonzero((mt == HEL) | (mt == ERR) | (mt == RHE) | (mt == OPN)):
+            self._rare(ctx.pdu_bytes(idx[row]), int(row), out, opn_policy, token_type,
+                       sec_mode_opn, strings)  # fmt: skip
 
         # channel state, encryption and chunking, per connection in capture order
         uniq, fidx = np.unique(flow, return_inverse=True)
