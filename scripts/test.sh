@@ -32,7 +32,9 @@ for f in modbus/ICS-Security-Tools__modbus_test_data_part2.pcap dnp3/ICS-Securit
          dnp3/zeek__dnp3_udp_select_operate.pcap enip/ICS-Security-Tools__EthernetIP-CIP.pcap \
          enip/nDPI__cip_io.pcap s7comm/ICS-Security-Tools__s7comm_clean.pcap \
          iec104/ICS-Security-Tools__TestDissectIec104.pcap bacnet/icsnpp-bacnet__bacnet_example.pcap \
-         profinet/ICS-Security-Tools__ChangeIPUsingDCP.pcap; do
+         profinet/ICS-Security-Tools__ChangeIPUsingDCP.pcap \
+         opcua/icsnpp-opcua-binary__open62541_client-server_minimal.pcap \
+         fins/icsnpp-omron-fins__omron_test.pcap; do
     [ -f "$corpus/$f" ] && captures+=("$corpus/$f")
 done
 echo "compiling kernels (first run only)..." >&2

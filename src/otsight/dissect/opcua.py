@@ -861,6 +861,7 @@ class OpcuaDissector(Dissector):
     def __init__(self) -> None:
         self.matcher = RequestMatcher(width=1)
         self.flow_state: dict[int, np.ndarray] = {}
+        self._swept = 0
         self.policies: list[str] = []  # security policy URIs seen (index = dictionary code)
         self._policy_index: dict[str, int] = {}
 
@@ -1015,8 +1016,10 @@ class OpcuaDissector(Dissector):
         return at
 
     def _expire(self, now: int) -> None:
-        if len(self.flow_state) < 4096:
+        # a sweep over the connections now and then, not per chunk
+        if len(self.flow_state) < 4096 or now - self._swept < self.STATE_TTL_NS // 8:
             return
+        self._swept = now
         old = [f for f, s in self.flow_state.items() if s[S_TS] < now - self.STATE_TTL_NS]
         for f in old:
             del self.flow_state[f]
