@@ -322,6 +322,7 @@ def test_non_fins_on_port_9600(tmp_path):
             (True, b"M-SEARCH * HTTP/1.1\r\nHOST: 239.255.255.250:1900\r\n\r\n"),
             (False, bytes([0x81, 0x0A, 0x00, 0x0C]) + bytes(8)),  # BACnet/IP, RSV not 0
             *[(True, bytes([0x80, 0x55]) + rng.randbytes(30)) for _ in range(20)],
+            (True, bytes([0x80, 0x00, 0x40]) + bytes(20)),  # RSV 0 but 64 gateways
         ],
     )
     tcp = tmp_path / "tcp.pcap"

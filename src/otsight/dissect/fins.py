@@ -6,9 +6,9 @@ and the command's parameters; a response repeats the command code and starts its
 a 2-octet end code (MRES/SRES).
 
 Detection is by content. A UDP datagram is FINS when it is at least 12 octets, RSV is 0, the
-ICF reserved bits (0x3E) are 0, the gateway count is at most 7 and the command code is one
-FINS defines; on UDP port 9600 (either side) an unknown command code is accepted too (the
-port breaks the tie) and reported. FINS/TCP is framed by its own framer ("FINS", a length,
+ICF reserved bits (0x3E) are 0, the gateway count is at most 7 (FINS allows 7 bridges) and
+the command code is one FINS defines; on UDP port 9600 (either side) an unknown command code
+is accepted too (the port breaks the tie) and reported. FINS/TCP is framed by its own framer ("FINS", a length,
 a command and an error code): command 2 (Frame Send) carries a FINS frame; commands 0 and 1
 are the node address handshake.
 
@@ -641,8 +641,8 @@ def select_udp(ctx: ChunkContext) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     icf = buf[off]
     cmd = (buf[off + 10].astype(np.int64) << 8) | buf[off + 11]
     port = (c[udp, L.SPORT] == PORT) | (c[udp, L.DPORT] == PORT)
-    ok = (buf[off + 1] == 0) & ((icf & 0x3E) == 0)
-    ok &= port | ((buf[off + 2] <= 7) & KNOWN_COMMAND[cmd])
+    ok = (buf[off + 1] == 0) & ((icf & 0x3E) == 0) & (buf[off + 2] <= 7)
+    ok &= port | KNOWN_COMMAND[cmd]
     pkt = udp[ok]
     start = off[ok]
     return pkt, start, start + c[pkt, L.PAY_LEN]
