@@ -8,9 +8,9 @@ a 2-octet end code (MRES/SRES).
 Detection is by content. A UDP datagram is FINS when it is at least 12 octets, RSV is 0, the
 ICF reserved bits (0x3E) are 0, the gateway count is at most 7 (FINS allows 7 bridges) and
 the command code is one FINS defines; on UDP port 9600 (either side) an unknown command code
-is accepted too (the port breaks the tie) and reported. FINS/TCP is framed by its own framer ("FINS", a length,
-a command and an error code): command 2 (Frame Send) carries a FINS frame; commands 0 and 1
-are the node address handshake.
+is accepted too (the port breaks the tie) and reported. FINS/TCP is framed by its own framer
+("FINS", a length, a command and an error code): command 2 (Frame Send) carries a FINS frame;
+commands 0 and 1 are the node address handshake.
 
 One row per FINS frame or FINS/TCP message. The kernel decodes the header and what says what a
 frame does: memory area, address, bit and item count of the memory commands (the first item
