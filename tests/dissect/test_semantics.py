@@ -233,3 +233,44 @@ def test_protocols_md_codes_are_declared(section):
     sem = _space(protocol, space)
     missing = [c for c in codes if c not in sem]
     assert not missing, f"{section}: not in {protocol}.{space}: {missing}"
+
+
+# PROTOCOLS.md has no IEC 61850 section: the code spaces of Wireshark 4.0's value strings
+# (tshark -G values) are the reference instead.
+WIRESHARK_CODES = {
+    "mms.confirmedServiceRequest": ("mms", "service", list(range(0, 78))),
+    "mms.unconfirmedService": ("mms", "unconfirmed_service", [0, 1, 2]),
+    "mms.MMSpdu": ("mms", "pdu_type", list(range(0, 14))),
+    "mms.objectClass": ("mms", "object_class", list(range(0, 12))),
+    "mms.errorClass": ("mms", "error_class", list(range(0, 13))),
+    "mms.failure (DataAccessError)": ("mms", "data_access_error", list(range(0, 12))),
+    "mms.rejectReason": ("mms", "reject_type", list(range(1, 12))),
+    "acse.result": ("mms", "acse_result", [0, 1, 2]),
+    "goose.Data": ("goose", "data_type", [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 12, 13, 14, 15, 16, 17]),
+    "sv.smpSynch": ("sv", "smp_synch", [0, 1, 2]),
+}
+
+
+@pytest.mark.parametrize("space", sorted(WIRESHARK_CODES))
+def test_iec61850_wireshark_codes_are_declared(space):
+    protocol, name, codes = WIRESHARK_CODES[space]
+    sem = _space(protocol, name)
+    missing = [c for c in codes if c not in sem]
+    assert not missing, f"{space}: not in {protocol}.{name}: {missing}"
+
+
+def test_iec61850_dangerous_services_map_to_techniques():
+    svc = _space("mms", "service")
+    for code in (5,):  # write
+        assert {"T0855", "T0836"} <= set(svc[code].techniques)
+    for code in (26, 27, 28, 32, 34, 36, 38, 39):  # downloads, delete domain / PI
+        assert "T0843" in svc[code].techniques, svc[code].name
+    for code in (40, 41, 42, 43, 44):  # start, stop, resume, reset, kill
+        assert "T0858" in svc[code].techniques and svc[code].category == "control"
+    for code in (41, 43, 44):
+        assert "T0816" in svc[code].techniques
+    for code in (1, 2):  # getNameList, identify
+        assert svc[code].category == "discovery"
+        assert set(svc[code].techniques) & {"T0861", "T0888"}
+    goose = _space("goose", "pdu")["goosePdu"]
+    assert goose.category == "control" and "T0855" in goose.techniques
