@@ -10,6 +10,7 @@ override, so the polls that follow read the new value, as they would on a real p
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -17,9 +18,12 @@ import numpy as np
 
 from otsight.attack import check_ids
 from otsight.encode import dnp3 as dnp
+from otsight.encode import iec104 as i104
 from otsight.encode import modbus as mb
+from otsight.encode import packets as pk
 from otsight.sim import engineering
-from otsight.sim.model import AttackSpec, ModelError
+from otsight.sim import iec104 as iec
+from otsight.sim.model import AttackSpec, ModelError, parse_duration
 from otsight.sim.world import MS, S, World
 
 INTRUDER_MAC = "3c:52:82:6e:1f:07"
@@ -472,3 +476,201 @@ def _rdp_it_to_control(w: World, params: dict, at: int, label: int) -> None:
     if not dst or not src:
         raise ModelError("rdp_it_to_control needs a source workstation and a control-zone target")
     it_background.rdp_session(w, src, dst, at, label, params.get("user", "jdoe"))
+
+
+# ---- electrical substations: IEC 60870-5-104 ----------------------------------------------
+
+
+def _near(w: World, params: dict, device: str) -> int:
+    """The attacking host: ``from`` a plant device, ``intruder_ip``, or a laptop at .200 on
+    the network of ``device``."""
+    if "from" in params or "intruder_ip" in params:
+        return source(w, params)
+    net = ipaddress.IPv4Network(w.plant.networks[w.device(device).network]["subnet"])
+    return source(w, {**params, "intruder_ip": str(net.network_address + 200)})
+
+
+def _start_link(w: World, at: int, latency_ms: float, label: int) -> tuple[iec.Link, int]:
+    """An intruder's link: STARTDT act right after the handshake, the outstation's con."""
+    link = iec.Link()
+    up = at + 3 * MS
+    ready = up + int(w.rng.lognormal(np.log(latency_ms), 0.3) * MS)
+    link.one(up, True, i104.startdt(), label)
+    link.one(ready, False, i104.startdt(con=True), label)
+    return link, ready
+
+
+def _lat(w: World, latency_ms: float) -> int:
+    return int(w.rng.lognormal(np.log(latency_ms), 0.3) * MS)
+
+
+@attack(
+    "iec104_command_storm",
+    ("T0855", "T0806", "T0831", "T0813"),
+    ("iec104",),
+    "Industroyer-like: from a host that is not the SCADA master, STARTDT, then select and "
+    "execute commands in quick succession over every switching device of a station — double "
+    "commands (C_DC_NA_1) opening its breakers, single-command probes (C_SC_NA_1) on the other "
+    "IOAs, refused with COT 47. The gateway passes the commands to the bays, confirms and "
+    "terminates each; its masters then see the breakers open and the feeders go dead.",
+)
+def _iec104_command_storm(w: World, params: dict, at: int, label: int) -> None:
+    dev = target(w, params, "iec104")
+    ca = iec.common_address(w.plant, dev)
+    lat = float(w.device(dev).params.get("latency_ms", 5.0))
+    ioas = [p for p in iec.points(w.plant, dev) if p.kind == "double"]
+    known = {p.ioa for p in ioas}
+    probes = [int(i) for i in params.get("ioas", []) if int(i) not in known]
+    bays = {(p["master"], p["slave"]) for p in w.plant.polls if p["protocol"] == "iec104"}
+    link, t = _start_link(w, at, lat, label)
+    t += int(w.rng.integers(150, 400)) * MS
+    for p in [*ioas, *(iec.Point(ioa=i, kind="single") for i in probes)]:
+        t += int(w.rng.integers(15, 60)) * MS
+        if not p.command:
+            link.one(
+                t, True, i104.i_frame(0, 0, i104.c_sc_na_1(ca, p.ioa, False, select=True)), label
+            )
+            t += _lat(w, lat)
+            refused = i104.c_sc_na_1(
+                ca, p.ioa, False, True, cot=i104.COT_UNKNOWN_IOA, negative=True
+            )
+            link.one(t, False, i104.i_frame(0, 0, refused), label)
+            continue
+        steps = []  # (select, sent at, confirmed at)
+        for select in (True, False):
+            cmd = i104.c_dc_na_1(ca, p.ioa, i104.DP_OFF, select)
+            con = i104.c_dc_na_1(ca, p.ioa, i104.DP_OFF, select, cot=i104.COT_ACTIVATION_CON)
+            sent = t
+            t += _lat(w, lat) + (_lat(w, 25.0) if p.device != dev else 0)
+            link.one(sent, True, i104.i_frame(0, 0, cmd), label)
+            link.one(t, False, i104.i_frame(0, 0, con), label)
+            steps.append((select, sent, t))
+            t += int(w.rng.integers(5, 20)) * MS
+        opened = t + int(w.rng.integers(40, 80)) * MS  # breaker operating time
+        w.overrides[(dev, p.ioa)].append((opened, 0))
+        t = opened + _lat(w, lat) + (_lat(w, 25.0) if p.device != dev else 0)
+        state = i104.m_dp_tb_1(ca, [(p.ioa, i104.DP_OFF, opened // MS)], cot=iec.COT_RETURN_REMOTE)
+        link.one(t, False, i104.i_frame(0, 0, state), label)
+        t += int(w.rng.integers(1, 4)) * MS
+        term = i104.c_dc_na_1(ca, p.ioa, i104.DP_OFF, cot=i104.COT_ACTIVATION_TERMINATION)
+        link.one(t, False, i104.i_frame(0, 0, term), label)
+        if p.device != dev and (dev, p.device) in bays:  # the gateway commands the bay
+            _forward_command(w, dev, p, steps, opened, label)
+    iec.session(w, _near(w, params, dev), dev, at, link, at, label)
+
+
+def _forward_command(
+    w: World, gateway: str, p: iec.Point, steps: list, opened: int, label: int
+) -> None:
+    """The select and execute a gateway passes to the bay controller of point ``p``, and the
+    bay's confirmations, slipped into the gateway's own link to the bay."""
+    ca = iec.common_address(w.plant, p.device)
+    lat = float(w.device(p.device).params.get("latency_ms", 4.0))
+    into = w.injected[(gateway, p.device)]
+    for select, sent, _ in steps:
+        t = sent + _lat(w, 3.0)
+        cmd = i104.c_dc_na_1(ca, p.local_ioa, i104.DP_OFF, select)
+        con = i104.c_dc_na_1(ca, p.local_ioa, i104.DP_OFF, select, cot=i104.COT_ACTIVATION_CON)
+        into.append((t, True, i104.i_frame(0, 0, cmd), label, -1))
+        into.append((t + _lat(w, lat), False, i104.i_frame(0, 0, con), label, -1))
+    term = i104.c_dc_na_1(ca, p.local_ioa, i104.DP_OFF, cot=i104.COT_ACTIVATION_TERMINATION)
+    into.append((opened + _lat(w, lat) + 2 * MS, False, i104.i_frame(0, 0, term), label, -1))
+
+
+@attack(
+    "iec104_spoofed_reporting",
+    ("T0856", "T0830"),
+    ("iec104",),
+    "Adversary in the middle between the SCADA master and a station: gratuitous ARP replies "
+    "bind the station's IP address to the attacker's MAC, then frames with the station's IP "
+    "and the attacker's MAC slip into the live 104 connection — measured values replayed "
+    "from before the attack and every breaker reported closed — while the real reports go on.",
+)
+def _iec104_spoofed_reporting(w: World, params: dict, at: int, label: int) -> None:
+    dev = target(w, params, "iec104")
+    master = params.get("master") or next(
+        (
+            p["master"]
+            for p in w.plant.polls
+            if p["slave"] == dev
+            and p["protocol"] == "iec104"
+            and w.device(p["master"]).role == "scada"
+        ),
+        None,
+    )
+    if master is None or not any(
+        p["master"] == master and p["slave"] == dev for p in w.plant.polls
+    ):
+        raise ModelError(
+            f"iec104_spoofed_reporting: no 104 connection from a SCADA master to {dev}"
+        )
+    mac = params.get("attacker_mac", INTRUDER_MAC)
+    ip = w.device(dev).ip
+    if ip is None:
+        raise ModelError(f"iec104_spoofed_reporting: {dev} has no IP address to spoof")
+    spoof = w.extra_host(mac, ip)
+    stop = min(at + parse_duration(params.get("duration", "5m"), "duration"), w.end)
+    every = parse_duration(params.get("every", "2s"), "every")
+    record = parse_duration(params.get("record", "2m"), "record")
+    # the ARP poisoning keeps the binding fresh every 10 s
+    arp = pk.ethernet(
+        "ff:ff:ff:ff:ff:ff",
+        mac,
+        pk.ETH_ARP,
+        pk.arp(2, mac, ip, "ff:ff:ff:ff:ff:ff", ip),
+    )
+    ts = np.arange(at, stop, 10 * S, dtype=np.int64)
+    w.frames(ts, [arp] * ts.shape[0], label)
+    ts = np.arange(at + every, stop, every, dtype=np.int64)
+    ts += w.rng.integers(0, 200 * MS, ts.shape[0])
+    if not ts.shape[0]:
+        return
+    ca = iec.common_address(w.plant, dev)
+    pts = iec.points(w.plant, dev)
+    replayed = np.maximum(at - record + (ts - at) % record, w.t0)  # the recorded values, looped
+    ov = iec.overrides(w)
+    into = w.injected[(master, dev)]
+    floats = [p for p in pts if p.kind == "float"]
+    size = iec.per_asdu("float")
+    for k in range(0, len(floats), size):
+        chunk = floats[k : k + size]
+        vals = np.stack([iec.values(w, p, replayed, ov) for p in chunk], axis=1)
+        rows = iec.report_rows("float", ca, [p.ioa for p in chunk], vals, i104.COT_PERIODIC)
+        into += [
+            (int(t) + k * MS, False, bytes(r), label, spoof) for t, r in zip(ts, rows, strict=True)
+        ]
+    closed = [(p.ioa, i104.DP_ON) for p in pts if p.kind == "double" and p.command]
+    if closed:
+        frame = i104.i_frame(0, 0, i104.m_dp_na_1(ca, closed, cot=i104.COT_SPONTANEOUS))
+        into += [(int(t) + 5 * MS, False, frame, label, spoof) for t in ts[::5]]
+
+
+@attack(
+    "iec104_interrogation_recon",
+    ("T0846", "T0861", "T0888"),
+    ("iec104",),
+    "Point discovery on every IEC 104 outstation: an intruder connects, STARTDT, probes common "
+    "addresses with station interrogations (the wrong ones refused with COT 46), then "
+    "interrogates with the broadcast address 65535 and reads back the whole point table.",
+)
+def _iec104_interrogation_recon(w: World, params: dict, at: int, label: int) -> None:
+    targets = params.get("targets") or [
+        d.name
+        for d in w.plant.devices.values()
+        if "iec104" in d.protocols and d.role in ("rtu", "ied")
+    ]
+    t = at
+    for dev in targets:
+        ca = iec.common_address(w.plant, dev)
+        lat = float(w.device(dev).params.get("latency_ms", 5.0))
+        link, u = _start_link(w, t, lat, label)
+        for guess in (a for a in (1, 2, 3) if a != ca):
+            u += int(w.rng.integers(20, 80)) * MS
+            link.one(u, True, i104.i_frame(0, 0, i104.c_ic_na_1(guess)), label)
+            u += _lat(w, lat)
+            no = i104.c_ic_na_1(guess, cot=i104.COT_UNKNOWN_CA, negative=True)
+            link.one(u, False, i104.i_frame(0, 0, no), label)
+        u += int(w.rng.integers(100, 300)) * MS
+        u = iec.interrogations(link, w, dev, np.array([u]), lat, label=label, asked_ca=0xFFFF)
+        t = iec.session(w, _near(w, params, dev), dev, t, link, t, label)
+        t += int(w.rng.integers(300, 1500)) * MS

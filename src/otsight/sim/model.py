@@ -198,12 +198,13 @@ def plant_from_dict(data: Any, where: str) -> Plant:
             maps[f"points.{kind}"] = entries
         for kind, entries in maps.items():
             for j, r in enumerate(entries):
-                sig = r.get("signal")
-                if sig is not None and sig not in signals:
-                    raise ModelError(
-                        f"{where}: devices.{dev.name}.{kind}[{j}].signal: unknown signal {sig!r}"
-                        f" (known: {', '.join(sorted(signals))})"
-                    )
+                for key in ("signal", "gate"):  # gate: a breaker state that zeroes the value
+                    sig = r.get(key)
+                    if sig is not None and sig not in signals:
+                        raise ModelError(
+                            f"{where}: devices.{dev.name}.{kind}[{j}].{key}: unknown signal"
+                            f" {sig!r} (known: {', '.join(sorted(signals))})"
+                        )
     polls = data.get("polls", [])
     for i, p in enumerate(polls):
         w = f"{where}: polls[{i}]"

@@ -106,7 +106,10 @@ def simulate_processes(
         elif model == "daily":  # a load or temperature with a daily rhythm and noise
             mean, swing = float(p["mean"]), float(p.get("swing", 0.0))
             walk = np.cumsum(rng.normal(0.0, p.get("noise", 0.0), steps)) * 0.01
-            out[f"{name}.value"] = mean + swing * np.sin(2 * np.pi * (tod - 0.3)) + walk
+            value = mean + swing * np.sin(2 * np.pi * (tod - 0.3)) + walk
+            if p.get("jitter"):  # measurement noise, second to second (deadbands see it)
+                value = value + rng.normal(0.0, float(p["jitter"]), steps)
+            out[f"{name}.value"] = value
         elif model == "counter":  # a totaliser: rises with a rate that follows the day
             rate = float(p["rate"]) * (1 + 0.3 * np.sin(2 * np.pi * (tod - 0.3)))
             out[f"{name}.value"] = np.cumsum(rate) % float(p.get("wrap", 65536))

@@ -12,7 +12,10 @@ from collections import defaultdict
 
 import numpy as np
 
+from otsight.encode import iec104 as i104
 from otsight.sim import cyclic, tcp
+from otsight.sim import iec104 as iec
+from otsight.sim.model import parse_duration
 from otsight.sim.world import MS, S, World
 
 PORTS = {"modbus": 502, "dnp3": 20000, "s7comm": 102, "enip": 44818, "iec104": 2404}
@@ -143,3 +146,96 @@ def _dnp3(w: World, master: str, slave: str, polls: list[dict], opened: int) -> 
 
 
 _BUILDERS = {"modbus": _modbus, "dnp3": _dnp3}
+
+
+# ---- IEC 60870-5-104 ----------------------------------------------------------------------
+
+
+def _iec104(w: World, master: str, slave: str, polls: list[dict], opened: int) -> None:
+    """One 104 connection: STARTDT, a station interrogation at once and every
+    ``interrogation`` (default 15m), clock synchronisation every ``clock_sync`` if given, the
+    measured values each entry asks for — ``report: periodic`` sends every float with COT 1
+    each interval, ``spontaneous`` (the default) checks them each interval and sends those
+    that left their deadband with COT 3 — time-tagged changes of the discrete points, and
+    what an adversary in the middle slipped in. The link numbers it all and adds S-frames
+    and TESTFRs."""
+    dev = w.device(slave)
+    ca = iec.common_address(w.plant, slave)
+    pts = iec.points(w.plant, slave)
+    ov = iec.overrides(w)
+    conf = {k: v for p in polls for k, v in p.items()}
+    where = f"{w.plant.source}: polls {master} → {slave}"
+    lat_ms = float(dev.params.get("latency_ms", 4.0))
+    link = iec.Link()
+    up = opened + 2 * MS
+    ready = up + int(device_latency(w, 1, lat_ms)[0])
+    link.u_frames(np.array([up]), True, i104.U_STARTDT_ACT)
+    link.u_frames(np.array([ready]), False, i104.U_STARTDT_CON)
+    every = parse_duration(conf.get("interrogation", "15m"), f"{where}: interrogation")
+    gi = np.arange(ready + 30 * MS, w.end, every, dtype=np.int64)
+    gi[1:] += w.rng.integers(0, 2 * S, gi.shape[0] - 1)
+    iec.interrogations(link, w, slave, gi, lat_ms, ov=ov)
+    if "clock_sync" in conf:
+        every = parse_duration(conf["clock_sync"], f"{where}: clock_sync")
+        iec.clock_syncs(link, w, ca, np.arange(ready + 2 * S, w.end, every, dtype=np.int64), lat_ms)
+    floats = [p for p in pts if p.kind == "float"]
+    for p in polls:
+        interval = p["interval_ns"]
+        first = ready + 100 * MS + int(w.rng.integers(0, interval))
+        if p.get("report", "spontaneous") == "periodic":
+            t = poll_times(w, interval, float(p.get("jitter", 0.01)), first)
+            size = iec.per_asdu("float")
+            for k in range(0, len(floats), size):
+                chunk = floats[k : k + size]
+                vals = np.stack([iec.values(w, q, t, ov) for q in chunk], axis=1)
+                ioas = [q.ioa for q in chunk]
+                link.i_frames(t, False, iec.report_rows("float", ca, ioas, vals, i104.COT_PERIODIC))
+                t = t + device_latency(w, t.shape[0], 0.5)
+            continue
+        for q in floats:
+            grid = iec.scan_grid(w, q.device, interval)
+            v = iec.values(w, q, grid, ov)
+            band = q.deadband or max(0.01 * float(np.abs(v).mean()), 1e-3)
+            sent = iec.deadband(v, band) & (grid > first)
+            delay = device_latency(w, int(sent.sum()), lat_ms)
+            if q.device != slave:  # a gateway passes on what its bay reported
+                delay += device_latency(w, delay.shape[0], 20.0)
+            rows = iec.report_rows("float", ca, [q.ioa], v[sent][:, None], i104.COT_SPONTANEOUS)
+            link.i_frames(grid[sent] + delay, False, rows)
+    for q in pts:
+        if q.kind == "float":
+            continue
+        t, v = iec.changes(w, q, ready, w.end, ov)
+        delay = device_latency(w, t.shape[0], lat_ms)
+        if q.device != slave:  # a gateway passes on what its bay reported
+            delay += device_latency(w, t.shape[0], 20.0)
+        frames = [
+            iec.event_frame(q.kind, ca, q.ioa, float(x), int(at) // MS, i104.COT_SPONTANEOUS)
+            for at, x in zip(t, v, strict=True)
+        ]
+        link.i_frames(t + delay, False, iec.frame_rows(frames))
+    for at, from_master, payload, label, sender in w.injected.get((master, slave), []):
+        link.i_frames(np.array([at]), from_master, iec.frame_rows([payload]), label, sender)
+    msgs = link.finish(ready, w.end, w.rng)
+    off, ln = w.payload.add_rows_flat(msgs.flat, msgs.lens)
+    client, server = w.host(master), w.host(slave)
+    tcp.conversation(
+        w.packets,
+        tcp.Endpoints(client, server, w.ephemeral_port(client), PORTS["iec104"]),
+        msgs.ts,
+        msgs.from_master,
+        off,
+        ln,
+        msgs.label,
+        w.rng,
+        open_at=opened,
+    )
+    spoofed = msgs.sender >= 0
+    if spoofed.any():  # their frames carry the adversary's MAC: its own host entry
+        src, pay_off = w.packets.cols["src"][-1], w.packets.cols["pay_off"][-1]
+        for sender in np.unique(msgs.sender[spoofed]):
+            mine = off[msgs.sender == sender]
+            src[np.isin(pay_off, mine) & (w.packets.cols["pay_len"][-1] > 0)] = sender
+
+
+_BUILDERS["iec104"] = _iec104

@@ -49,6 +49,12 @@ class World:
     overrides: dict[tuple[str, int], list[tuple[int, int]]] = field(
         default_factory=lambda: defaultdict(list)
     )
+    # (master, outstation) → frames an adversary in the middle slips into that cyclic
+    # connection: (ns, from master, payload, label, sending host or -1); the connection's
+    # builder numbers them with its own traffic (IEC 104: the payload is an I-frame)
+    injected: dict[tuple[str, str], list[tuple[int, bool, bytes, int, int]]] = field(
+        default_factory=lambda: defaultdict(list)
+    )
     _ports: dict[int, int] = field(default_factory=dict)
     signals: Signals | None = None
     host_of: dict[str, int] = field(default_factory=dict)
