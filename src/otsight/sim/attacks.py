@@ -11,6 +11,7 @@ override, so the polls that follow read the new value, as they would on a real p
 from __future__ import annotations
 
 import ipaddress
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -18,10 +19,13 @@ import numpy as np
 
 from otsight.attack import check_ids
 from otsight.encode import dnp3 as dnp
+from otsight.encode import enip as en
 from otsight.encode import iec104 as i104
 from otsight.encode import modbus as mb
 from otsight.encode import packets as pk
-from otsight.sim import engineering
+from otsight.encode import profinet_dcp as pn
+from otsight.encode import s7comm as s7
+from otsight.sim import engineering, polling, tcp
 from otsight.sim import iec104 as iec
 from otsight.sim.model import AttackSpec, ModelError, parse_duration
 from otsight.sim.world import MS, S, World
@@ -476,6 +480,253 @@ def _rdp_it_to_control(w: World, params: dict, at: int, label: int) -> None:
     if not dst or not src:
         raise ModelError("rdp_it_to_control needs a source workstation and a control-zone target")
     it_background.rdp_session(w, src, dst, at, label, params.get("user", "jdoe"))
+
+
+# ---- discrete manufacturing: S7comm, PROFINET DCP, EtherNet/IP -------------------------------
+
+
+def _intruder(w: World, params: dict, near: str) -> int:
+    """The attacking host: ``from`` a plant device, or an intruder's laptop plugged into the
+    network of device ``near`` (address .200 there unless ``intruder_ip`` says otherwise)."""
+    if "from" in params or "intruder_ip" in params:
+        return source(w, params)
+    net = ipaddress.IPv4Network(w.plant.networks[w.device(near).network]["subnet"])
+    return source(w, {**params, "intruder_ip": str(net.network_address + 200)})
+
+
+def _devices(w: World, protocol: str, roles: tuple[str, ...] = ("plc",)) -> list[str]:
+    return [d.name for d in w.plant.devices.values() if protocol in d.protocols and d.role in roles]
+
+
+def _pn_frame(dst: str | bytes, src: str | bytes, payload: bytes) -> bytes:
+    return pk.ethernet(dst, src, pn.ETH_PROFINET, payload)
+
+
+@attack(
+    "s7_szl_recon",
+    ("T0888",),
+    ("s7comm",),
+    "Fingerprinting of every S7 PLC (as plcscan / nmap s7-info do): COTP connection to the "
+    "CPU's rack and slot, Setup Communication, then Read SZL 0x0011 (module identification: "
+    "order number, firmware) and 0x001C (component identification: names, serial number).",
+)
+def _s7_szl_recon(w: World, params: dict, at: int, label: int) -> None:
+    plcs = [params["target"]] if "target" in params else _devices(w, "s7comm")
+    if not plcs:
+        raise ModelError(f"no S7 PLC in plant {w.plant.name}")
+    src = _intruder(w, params, plcs[0])
+    t = at
+    for plc in plcs:
+        sc = engineering.S7Script(w, plc)
+        sc.connect(s7.CONN_PG)
+        sc.identify(think_ms=int(w.rng.integers(5, 40)))
+        t = w.session(src, w.host(plc), 102, t, sc.msgs, label)
+        t += int(w.rng.integers(200, 1500)) * MS
+
+
+@attack(
+    "s7_plc_stop",
+    ("T0858", "T0881"),
+    ("s7comm",),
+    "PLC Stop (S7 function 0x29, PI service P_PROGRAM) sent to an S7 CPU from a host that never "
+    "programs it: the CPU goes to STOP, its outputs drop and its PROFINET IO frames report "
+    "ProviderState STOP (Change Operating Mode; the control service is stopped).",
+)
+def _s7_plc_stop(w: World, params: dict, at: int, label: int) -> None:
+    plc = target(w, params, "s7comm")
+    sc = engineering.S7Script(w, plc)
+    sc.connect(s7.CONN_PG)
+    ref = sc.next_ref()
+    sc.job(int(w.rng.integers(50, 300)), s7.plc_stop_request(ref), s7.plc_stop_response(ref))
+    w.session(_intruder(w, params, plc), w.host(plc), 102, at, sc.msgs, label)
+    w.overrides[(plc, polling.CPU_STOP)].append((at + 2 * MS + sc.t, 0))
+
+
+@attack(
+    "s7_program_download",
+    ("T0843", "T0821"),
+    ("s7comm",),
+    "Program download to an S7 CPU from an intruder's engineering software: Request download, "
+    "the PLC pulling the blocks (Download block / Download ended), then PI _INSE activating "
+    "them — a modified OB1 (cycle task) and a new FC (Program Download, Modify Controller "
+    "Tasking).",
+)
+def _s7_program_download(w: World, params: dict, at: int, label: int) -> None:
+    plc = target(w, params, "s7comm")
+    sc = engineering.S7Script(w, plc)
+    sc.connect(s7.CONN_PG)
+    sc.identify(think_ms=30)
+    blocks = params.get("blocks", [["OB", 1], ["FC", 666]])
+    for kind, number in blocks:
+        sc.download(str(kind).upper(), int(number), int(w.rng.integers(400, 1600)))
+    w.session(_intruder(w, params, plc), w.host(plc), 102, at, sc.msgs, label)
+
+
+@attack(
+    "enip_list_identity_recon",
+    ("T0846", "T0888"),
+    ("enip",),
+    "EtherNet/IP discovery: a ListIdentity broadcast on UDP 44818 answered by every CIP device "
+    "(vendor, product, revision, serial, name), then ListIdentity over TCP to each responder.",
+)
+def _enip_list_identity_recon(w: World, params: dict, at: int, label: int) -> None:
+    devices = [
+        d
+        for d in _devices(w, "enip", ("plc", "io_device"))
+        if "enip_identity" in w.device(d).params
+    ]
+    if not devices:
+        raise ModelError(f"no EtherNet/IP device in plant {w.plant.name}")
+    src = _intruder(w, params, devices[0])
+    bcast = w.extra_host("ff:ff:ff:ff:ff:ff", "255.255.255.255")
+    sport = w.ephemeral_port(src)
+    # a ListIdentity sender context starts with the longest delay the answers may take (ms)
+    ctx = int(w.rng.integers(1, 2**32)) << 16 | 500
+    answers = {d: _list_identity(w, d, ctx) for d in devices}
+    w.datagrams(
+        src, bcast, sport, en.ENIP_PORT, np.array([at]), [en.list_identity_request(ctx)], label
+    )
+    for d, answer in answers.items():
+        t = at + int(w.rng.integers(1, 40)) * MS
+        off, ln = w.payload.add_many([answer])
+        tcp.udp(w.packets, w.host(d), src, en.ENIP_PORT, sport, np.array([t]), off, ln, label)
+    t = at + 2 * S
+    for d in devices:
+        msgs = [(5 * MS, True, en.list_identity_request(ctx)), (8 * MS, False, answers[d])]
+        t = w.session(src, w.host(d), en.ENIP_PORT, t, msgs, label)
+        t += int(w.rng.integers(100, 600)) * MS
+
+
+def _list_identity(w: World, device: str, context: int) -> bytes:
+    dev = w.device(device)
+    ident = dev.params["enip_identity"]
+    rev = [int(x) for x in re.findall(r"\d+", dev.firmware)[:2]] + [1, 1]
+    return en.list_identity_response(
+        int(ident.get("vendor_id", 1)),
+        int(ident.get("device_type", en.DEVICE_TYPE_PLC)),
+        int(ident.get("product_code", 1)),
+        (rev[0], rev[1]),
+        int(dev.serial or "0", 16),
+        str(ident.get("product_name", dev.model)),
+        dev.ip or "0.0.0.0",
+        context=context,
+    )
+
+
+@attack(
+    "enip_unauthorized_write",
+    ("T0855", "T0836"),
+    ("enip",),
+    "CIP Write Tag (0x4D) of a Logix controller tag from a host that only ever should read "
+    "(or never talks to it): RegisterSession, Unconnected Send carrying the write, "
+    "UnRegisterSession; the new value is what the HMI reads afterwards.",
+)
+def _enip_unauthorized_write(w: World, params: dict, at: int, label: int) -> None:
+    plc = target(w, params, "enip")
+    dev = w.device(plc)
+    tags = dev.params.get("tags", [])
+    want = params.get("tag")
+    index = next(
+        (i for i, t in enumerate(tags) if (want is None and "setpoint" in t) or t["name"] == want),
+        None,
+    )
+    if index is None:
+        raise ModelError(f"{plc} has no tag {want!r} to write")
+    tag = tags[index]
+    dtype, fmt = polling.LOGIX_TYPES[str(tag.get("type", "REAL")).upper()]
+    high = float(tag.get("normal", [0, tag.get("setpoint", 100)])[1])
+    value = float(params.get("value", high * 2.5))
+    raw = np.array([value]).astype(fmt).tobytes()
+    route = dev.params.get("route")
+    message = en.write_tag_request(tag["name"], dtype, raw)
+    if route:
+        message = en.unconnected_send(message, en.port_segment(int(route[0]), int(route[1])))
+    session = int(w.rng.integers(0x1000, 0x7FFFFFFF))
+    msgs = [
+        (5 * MS, True, en.register_session_request()),
+        (8 * MS, False, en.register_session_response(session)),
+        (60 * MS, True, en.send_rr_data(session, message, context=2)),
+        (64 * MS, False, en.send_rr_data(session, en.write_tag_response(), context=2)),
+        (120 * MS, True, en.unregister_session(session)),
+    ]
+    w.session(_intruder(w, params, plc), w.host(plc), en.ENIP_PORT, at, msgs, label)
+    polling.write_tag(w, plc, index, at + 70 * MS, value)
+
+
+@attack(
+    "dcp_identify_recon",
+    ("T0846",),
+    ("profinet",),
+    "PROFINET DCP Identify All (multicast 01:0e:cf:00:00:00) from an intruder's laptop: every "
+    "IO controller and IO device answers with its name of station, type, vendor/device id, "
+    "role and IP parameters.",
+)
+def _dcp_identify_recon(w: World, params: dict, at: int, label: int) -> None:
+    stations = _devices(w, "profinet", ("plc", "io_device"))
+    if not stations:
+        raise ModelError(f"no PROFINET station in plant {w.plant.name}")
+    src = _intruder(w, params, stations[0])
+    mac = w.hosts.mac(src)
+    ts, frames = [], []
+    for k in range(int(params.get("rounds", 2))):
+        t = at + k * 3 * S
+        xid = int(w.rng.integers(1, 2**31))
+        ts.append(t)
+        frames.append(
+            _pn_frame(pn.MULTICAST_IDENTIFY, mac, pn.identify_request(xid, response_delay=0x80))
+        )
+        for s in stations:
+            ts.append(t + int(w.rng.integers(1, 1200)) * MS // 10)
+            frames.append(_pn_frame(mac, w.device(s).mac, polling.dcp_identity(w, s, xid)))
+    w.frames(np.array(ts), frames, label)
+
+
+def _dcp_set(w: World, params: dict, at: int, label: int, request, answered) -> None:
+    """A DCP Set from the intruder to an IO device (the first one unless ``target``), the
+    device's positive answer, and the loss of its AR with the controller."""
+    dev = params.get("target") or _devices(w, "profinet", ("io_device",))[0]
+    if dev not in w.plant.devices:
+        raise ModelError(f"attack target {dev!r} is not a device of {w.plant.name}")
+    src = _intruder(w, params, dev)
+    mac, dmac = w.hosts.mac(src), w.device(dev).mac
+    xid = int(w.rng.integers(1, 2**31))
+    frames = [
+        _pn_frame(dmac, mac, request(xid)),
+        _pn_frame(mac, dmac, pn.set_response(xid, answered)),
+    ]
+    reply = at + int(w.rng.integers(1, 6)) * MS
+    w.frames(np.array([at, reply]), frames, label)
+    w.overrides[(dev, polling.AR_LOST)].append((reply, 0))
+
+
+@attack(
+    "dcp_set_station_name",
+    ("T0855", "T0836"),
+    ("profinet",),
+    "PROFINET DCP Set NameOfStation (permanent) on an IO device in data exchange: the device "
+    "takes the new name, its IO controller loses it (the cyclic frames stop) and keeps "
+    "searching for the old name.",
+)
+def _dcp_set_station_name(w: World, params: dict, at: int, label: int) -> None:
+    name = str(params.get("name", "x-owned"))
+    _dcp_set(w, params, at, label,
+             lambda xid: pn.set_name_of_station(xid, name, pn.QUALIFIER_PERMANENT),
+             [(pn.OPT_DEVICE, pn.SUB_NAME_OF_STATION)])  # fmt: skip
+
+
+@attack(
+    "dcp_factory_reset",
+    ("T0816", "T0855"),
+    ("profinet",),
+    "PROFINET DCP Set Reset to Factory (all stored data) on an IO device: it drops its name "
+    "and IP parameters and restarts; its AR with the controller breaks and the cyclic frames "
+    "stop.",
+)
+def _dcp_factory_reset(w: World, params: dict, at: int, label: int) -> None:
+    mode = int(params.get("mode", pn.RESET_ALL_STORED_DATA))
+    _dcp_set(w, params, at, label,
+             lambda xid: pn.factory_reset_request(xid, mode),
+             [(pn.OPT_CONTROL, pn.SUB_RESET_TO_FACTORY)])  # fmt: skip
 
 
 # ---- electrical substations: IEC 60870-5-104 ----------------------------------------------

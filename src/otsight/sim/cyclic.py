@@ -17,8 +17,11 @@ import numpy as np
 
 from otsight._jit import njit
 from otsight.encode import dnp3 as dnp
+from otsight.encode import enip as en
 from otsight.encode import iec104 as i104
 from otsight.encode import modbus as mb
+from otsight.encode import packets as pk
+from otsight.encode import profinet_dcp as pn
 from otsight.encode import s7comm as s7
 
 
@@ -193,3 +196,124 @@ def iec104_measurements(
         at = locate(tmpl, struct.pack("<f", marker[i]))
         stamp(rows, at, values[:, i], 4, "<f4")
     return rows, 2, 4  # APCI: start, length, then N(S) and N(R) (each shifted left by one)
+
+
+# ---- byte layouts of mixed-type records ---------------------------------------------------
+
+
+def pack_columns(n: int, width: int, columns: list[tuple[int, str, np.ndarray]]) -> np.ndarray:
+    """An [n, width] octet matrix with each (offset, numpy format, [n] values) written at its
+    offset: the data of a DB range, an I/O image or an assembly, one row per cycle."""
+    rows = np.zeros((n, width), np.uint8)
+    for offset, fmt, values in columns:
+        size = np.dtype(fmt).itemsize
+        if offset < 0 or offset + size > width:
+            raise ValueError(f"a {fmt} at offset {offset} does not fit {width} octets")
+        stamp(rows, offset, values, size, fmt)
+    return rows
+
+
+def _marker(width: int, first: int) -> bytes:
+    return bytes((first + i) & 0xFF for i in range(width))
+
+
+# ---- S7comm: DB byte ranges ---------------------------------------------------------------
+
+
+def s7_read_db_bytes(
+    pdu_refs: np.ndarray, db: int, start: int, data: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Read Var of one byte range of a data block (one BYTE-typed S7ANY item) and its
+    answers; ``data`` is the [n, length] content read (see :func:`pack_columns`)."""
+    n, length = data.shape
+    item = s7.VarItem(area=s7.AREA_DB, db=db, byte=start, transport_size=s7.TS_BYTE, length=length)
+    req = copies(s7.read_var_request(0x7A7A, [item]), n)
+    stamp(req, locate(bytes(req[0]), b"\x7a\x7a"), pdu_refs & 0xFFFF, 2, ">u2")
+    marker = _marker(length, 0xA0)
+    tmpl = s7.read_var_response(0x7A7A, [s7.data_for(item, marker)])
+    resp = copies(tmpl, n)
+    stamp(resp, locate(tmpl, b"\x7a\x7a"), pdu_refs & 0xFFFF, 2, ">u2")
+    at = locate(tmpl, marker)
+    resp[:, at : at + length] = data
+    return req, resp
+
+
+# ---- EtherNet/IP --------------------------------------------------------------------------
+
+
+def enip_read_tag(
+    session: int,
+    contexts: np.ndarray,
+    tag: str,
+    data_type: int,
+    fmt: str,
+    values: np.ndarray,
+    route: bytes | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """SendRRData Logix Read Tag requests (wrapped in an Unconnected Send when ``route`` is
+    given) and their replies; each pair carries its sender context (8 octets, little-endian),
+    ``values`` the tag's value in ``fmt`` ('<f4', '<i4', ...)."""
+    n = contexts.shape[0]
+    msg = en.read_tag_request(tag)
+    if route is not None:
+        msg = en.unconnected_send(msg, route)
+    ctx = 0x5C5C5C5C5C5C5C5C
+    req_t = en.send_rr_data(session, msg, context=ctx)
+    req = copies(req_t, n)
+    stamp(req, locate(req_t, b"\x5c" * 8), contexts, 8, "<u8")
+    width = np.dtype(fmt).itemsize
+    marker = _marker(width, 0xB0)
+    resp_t = en.send_rr_data(session, en.read_tag_response(data_type, marker), context=ctx)
+    resp = copies(resp_t, n)
+    stamp(resp, locate(resp_t, b"\x5c" * 8), contexts, 8, "<u8")
+    stamp(resp, locate(resp_t, marker), values, width, fmt)
+    return req, resp
+
+
+def enip_io(
+    connection_id: int, sequences: np.ndarray, data: np.ndarray, run_idle: bool = False
+) -> np.ndarray:
+    """Class 1 implicit I/O datagrams (UDP 2222) of one connection: the encapsulation
+    sequence number and the 16-bit CIP sequence count follow ``sequences``; ``data`` [n, k]
+    is the assembly, behind a 32-bit run/idle header (run) for originator-to-target data
+    when ``run_idle``."""
+    n, k = data.shape
+    marker = _marker(k, 0xC0)
+    head = b"\x01\x00\x00\x00" if run_idle else b""
+    # fields located on a probe whose connection id cannot collide with the sentinels
+    probe = en.io_datagram(0, 0x5D5D5D5D, head + marker, cip_sequence=0x5E5E)
+    rows = copies(en.io_datagram(connection_id, 0, head + bytes(k), cip_sequence=0), n)
+    stamp(rows, locate(probe, b"\x5d" * 4), sequences & 0xFFFFFFFF, 4, "<u4")
+    stamp(rows, locate(probe, b"\x5e\x5e"), sequences & 0xFFFF, 2, "<u2")
+    if k:
+        at = locate(probe, marker)
+        rows[:, at : at + k] = data
+    return rows
+
+
+# ---- PROFINET RT --------------------------------------------------------------------------
+
+
+def pn_rt_frames(
+    dst_mac: str,
+    src_mac: str,
+    frame_id: int,
+    data: np.ndarray,
+    cycle_counters: np.ndarray,
+    data_status: np.ndarray | int,
+    vlan_priority: int | None = 6,
+) -> np.ndarray:
+    """Whole Ethernet frames of one cyclic RT communication relation: ``data`` [n, k] is the
+    C_SDU (values with their IOPS, IOCS of the other direction), then the cycle counter and
+    data status of each frame. Priority-tagged (VLAN 0, PCP 6) as PROFINET stacks send them."""
+    n, k = data.shape
+    payload = pn.rt_cyclic(frame_id, bytes(k), 0)
+    vlans = [(0x8100, 0, vlan_priority)] if vlan_priority is not None else []
+    tmpl = pk.ethernet(dst_mac, src_mac, pn.ETH_PROFINET, payload, vlans=vlans)
+    rows = copies(tmpl, n)
+    start = len(tmpl) - len(payload)  # the RT payload ends the frame (C_SDU >= 40: no pad)
+    rows[:, start + 2 : start + 2 + k] = data
+    tail = len(tmpl) - 4  # cycle counter, data status, transfer status
+    stamp(rows, tail, cycle_counters & 0xFFFF, 2, ">u2")
+    rows[:, tail + 2] = np.asarray(data_status, np.uint8)
+    return rows

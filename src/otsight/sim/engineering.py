@@ -9,11 +9,13 @@ workstation the plant description allows. Attacks that look like it happen elsew
 from __future__ import annotations
 
 import datetime as dt
+import re
 
 import numpy as np
 
 from otsight.encode import dnp3 as dnp
 from otsight.encode import modbus as mb
+from otsight.encode import s7comm as s7
 from otsight.sim.model import parse_duration
 from otsight.sim.world import MS, S, World
 
@@ -52,6 +54,8 @@ def build_sessions(w: World) -> None:
                 t = modbus_session(w, eng["workstation"], target, t, label=0, legitimate=True)
             elif "dnp3" in dev.protocols:
                 t = dnp3_session(w, eng["workstation"], target, t, label=0)
+            elif "s7comm" in dev.protocols:
+                t = s7_session(w, eng["workstation"], target, t, label=0)
             t += int(w.rng.integers(60 * S, 6 * 60 * S))
 
 
@@ -132,3 +136,157 @@ def dnp3_session(w: World, ews: str, target: str, start: int, label: int) -> int
             )
         )
     return w.session(w.host(ews), w.host(target), 20000, start, msgs, label)
+
+
+# ---- S7comm: what TIA Portal / Step 7 do online --------------------------------------------
+#
+# Shared with the attack library: an intruder's tools (plcscan, snap7-based scripts) speak the
+# same PDUs; only the source, the time and what follows differ.
+
+S7_BLOCK_TYPES = {"OB": s7.BLOCK_OB, "DB": s7.BLOCK_DB, "SDB": s7.BLOCK_SDB, "FC": s7.BLOCK_FC,
+                  "FB": s7.BLOCK_FB, "SFC": s7.BLOCK_SFC, "SFB": s7.BLOCK_SFB}  # fmt: skip
+
+
+class S7Script:
+    """The messages of one S7 session, (ns after start, from the client, payload): jobs and
+    their answers with a think time before each job; the PLC answers after its latency and
+    the client counts PDU references up (the PLC's own jobs, in a download, count its own)."""
+
+    def __init__(self, w: World, target: str) -> None:
+        self.w = w
+        self.dev = w.device(target)
+        self.msgs: list[tuple[int, bool, bytes]] = []
+        self.t = 0
+        self.ref = int(w.rng.integers(1, 60000))
+        self.plc_ref = int(w.rng.integers(1, 60000))
+        self.pdu = min(480, int(self.dev.params.get("pdu_size", 240)))
+        self.latency_ms = float(self.dev.params.get("latency_ms", 5.0))
+
+    def next_ref(self) -> int:
+        self.ref = (self.ref + 1) & 0xFFFF
+        return self.ref
+
+    def _answer_delay(self) -> int:
+        return int(self.w.rng.lognormal(np.log(self.latency_ms), 0.3) * MS)
+
+    def job(self, think_ms: float, request: bytes, answer: bytes, from_client: bool = True):
+        self.t += int(think_ms * MS)
+        self.msgs.append((self.t, from_client, request))
+        self.t += self._answer_delay() if from_client else int(self.w.rng.integers(1, 4)) * MS
+        self.msgs.append((self.t, not from_client, answer))
+
+    def connect(self, connection_type: int = s7.CONN_PG) -> None:
+        """COTP connection to the CPU's rack/slot, then Setup Communication."""
+        rack, slot = int(self.dev.params.get("rack", 0)), int(self.dev.params.get("slot", 2))
+        src_ref = int(self.w.rng.integers(1, 0x7FFF))
+        self.job(
+            1,
+            s7.connection_request(rack, slot, connection_type, src_ref=src_ref),
+            s7.connection_confirm(rack, slot, connection_type, src_ref, 0x0001 + slot),
+        )
+        ref = self.next_ref()
+        self.job(
+            2,
+            s7.setup_communication_request(ref, 480),
+            s7.setup_communication_response(ref, self.pdu),
+        )
+
+    def identify(self, think_ms: float = 80) -> None:
+        """Read SZL 0x0011 (module identification) and 0x001C (component identification;
+        the records that fit one PDU)."""
+        dev = self.dev
+        digits = [int(x) for x in re.findall(r"\d+", dev.firmware)[:3]] + [0, 0, 0]
+        order = str(dev.params.get("order_number", ""))
+        szl11 = s7.module_identification_records(
+            order, firmware_version=(digits[0], digits[1], digits[2])
+        )
+        szl1c = s7.component_identification_records(
+            str(dev.params.get("station_name", dev.name)),
+            "CPU " + dev.model.split(" CPU ")[-1] if " CPU " in dev.model else dev.model,
+            plant_id=self.w.plant.name,
+            serial_number=dev.serial,
+            module_type=dev.model,
+        )[: (self.pdu - 40) // 34]
+        for szl_id, records in ((0x0011, szl11), (0x001C, szl1c)):
+            ref = self.next_ref()
+            self.job(
+                think_ms,
+                s7.szl_read_request(ref, szl_id, 0),
+                s7.szl_read_response(ref, szl_id, 0, records, seq=int(self.w.rng.integers(1, 255))),
+            )
+
+    def blocks(self) -> list[tuple[str, int]]:
+        return [(str(b[0]).upper(), int(b[1])) for b in self.dev.params.get("blocks", [])]
+
+    def upload(self, block_type: str, number: int, length: int, think_ms: float = 30) -> None:
+        """Start upload, Upload parts of at most one PDU, End upload (T0845 when unexpected)."""
+        code = S7_BLOCK_TYPES[block_type]
+        upload_id = int(self.w.rng.integers(1, 2**31))
+        ref = self.next_ref()
+        self.job(
+            think_ms,
+            s7.start_upload_request(ref, code, number),
+            s7.start_upload_response(ref, upload_id, length),
+        )
+        body = self.w.rng.integers(0, 256, length, dtype=np.uint8).tobytes()
+        part = self.pdu - 32
+        for at in range(0, length, part):
+            ref = self.next_ref()
+            chunk = body[at : at + part]
+            more = at + part < length
+            self.job(5, s7.upload_request(ref, upload_id), s7.upload_response(ref, chunk, more))
+        ref = self.next_ref()
+        self.job(5, s7.end_upload_request(ref, upload_id), s7.end_upload_response(ref))
+
+    def download(self, block_type: str, number: int, length: int) -> None:
+        """Request download; the PLC then pulls the block with its own Download block jobs
+        and closes with Download ended; finally PI _INSE activates it."""
+        code = S7_BLOCK_TYPES[block_type]
+        ref = self.next_ref()
+        self.job(
+            60,
+            s7.request_download_request(ref, code, number, length + 36, length),
+            s7.request_download_response(ref),
+        )
+        body = self.w.rng.integers(0, 256, length, dtype=np.uint8).tobytes()
+        part = self.pdu - 32
+        for at in range(0, length, part):
+            self.plc_ref = (self.plc_ref + 1) & 0xFFFF
+            more = at + part < length
+            self.job(
+                1,
+                s7.download_block_request(self.plc_ref, code, number),
+                s7.download_block_response(self.plc_ref, body[at : at + part], more),
+                from_client=False,
+            )
+        self.plc_ref = (self.plc_ref + 1) & 0xFFFF
+        self.job(
+            1,
+            s7.download_ended_request(self.plc_ref, code, number),
+            s7.download_ended_response(self.plc_ref),
+            from_client=False,
+        )
+        ref = self.next_ref()
+        self.job(40, s7.pi_insert_request(ref, [(code, number)]), s7.pi_service_response(ref))
+
+
+def _block_length(w: World, block_type: str) -> int:
+    low, high = (60, 400) if block_type in ("DB", "SDB") else (300, 1800)
+    return int(w.rng.integers(low, high))
+
+
+def s7_session(w: World, ews: str, target: str, start: int, label: int) -> int:
+    """Going online from TIA Portal / Step 7: PG connection, module and component
+    identification, list of blocks, then upload of every block of the program (a backup,
+    or a comparison before a change). Returns when the session ends."""
+    sc = S7Script(w, target)
+    sc.connect(s7.CONN_PG)
+    sc.identify(think_ms=120)
+    counts: dict[str, int] = {}
+    for kind, _ in sc.blocks():
+        counts[S7_BLOCK_TYPES[kind]] = counts.get(S7_BLOCK_TYPES[kind], 0) + 1
+    ref = sc.next_ref()
+    sc.job(400, s7.list_blocks_request(ref), s7.list_blocks_response(ref, counts))
+    for kind, number in sc.blocks():
+        sc.upload(kind, number, _block_length(w, kind), think_ms=int(w.rng.integers(20, 200)))
+    return w.session(w.host(ews), w.host(target), 102, start, sc.msgs, label)
