@@ -262,11 +262,6 @@ def test_tshark_decodes_http(capture, tshark) -> None:
 ICS_TABLES = ("s7comm", "s7comm_plus", "enip", "cip", "enip_io", "modbus", "dnp3", "iec104")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="otsight frames RDP's X.224 CR as TPKT by content and reports the TLS records "
-    "after the negotiation as pdu_bad_header weird rows (capture/framing.py)",
-)
 def test_otsight_finds_no_ics_in_it_traffic(capture) -> None:
     d = decode(capture["path"])
     assert not d.failures

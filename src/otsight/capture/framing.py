@@ -245,6 +245,12 @@ def detect(b, p, n, sport, dport):
                 or code == 0x70
             )
         ):
+            # A connection request/confirm's variable part holds ISO 8073 parameters (codes
+            # >= 0x80: TPDU size, TSAPs). RDP reuses X.224 but puts its cookie or negotiation
+            # (0x01/0x02) there and then switches to TLS: not ISO-on-TCP, so not framed.
+            cr_cc = code == 0xE0 or code == 0xD0
+            if cr_cc and li > 6 and n > 11 and (np.int64(b[p + 11]) & 0x80) == 0:
+                return NONE
             return TPKT
     if n >= 24:
         cmd = _le16(b, p)
