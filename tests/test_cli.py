@@ -12,7 +12,7 @@ import pytest
 from otsight.encode import packets as pk
 from otsight.encode.pcapfile import PcapngWriter, PcapWriter
 
-VERBS = ["analyze", "query", "plugins"]
+VERBS = ["analyze", "query", "plugins", "simulate", "demo", "eval"]
 
 
 def run(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
