@@ -1,8 +1,8 @@
 """Every dissector survives mutated real PDUs: no exception, no dissector switched off, no hang.
 
 The default suite runs 20,000 mutations of real corpus PDUs (all framed TCP protocols,
-BACnet, DNP3 and FINS over UDP, PROFINET frames) through the whole pipeline in a child process
-with a time limit. The long run is the same command with ``--mutations 1000000``.
+BACnet, DNP3 and FINS over UDP, PROFINET, GOOSE and SV frames) through the whole pipeline
+in a child process with a time limit. The long run is the same command with ``--mutations 1000000``.
 """
 
 from __future__ import annotations
@@ -29,6 +29,11 @@ SEED_CAPTURES = [
     "opcua/icsnpp-opcua-binary__python_opcua-client-server_encrypted.pcap",
     "fins/icsnpp-omron-fins__omron.pcap",
     "fins/icsnpp-omron-fins__omron_fins_tcp_commands_responses.pcap",
+    "iec61850/ICS-Security-Tools__8d7c7db0-9804-012b-b2a6-0016cb8cea27.pcap",
+    "iec61850/ICS-Security-Tools__mms-killRequest.pcap",
+    "iec61850/ICS-Security-Tools__Sample_File_MMS_and_GOOSE.pcap",
+    "iec61850/icsnpp-iec61850-goose__GOOSE_all_data_primitives_fallbacks.pcap",
+    "iec61850/testing_tools__sv.pcap",
 ]
 
 
@@ -70,6 +75,7 @@ def test_20k_mutations_of_real_pdus(corpus):
     protocols = set(report["by_protocol"])
     assert {"modbus", "enip", "dnp3", "tpkt", "iec104", "udp:47808", "l2:0x8892"} <= protocols
     assert {"opcua", "fins", "udp:9600"} <= protocols
+    assert {"l2:0x88b8", "l2:0x88ba"} <= protocols  # GOOSE, Sampled Values
     assert report["weird"], "mutants must produce weird rows, not vanish"
 
 

@@ -744,6 +744,10 @@ class _Rows:
 
     def column(self, name: str, typ: pa.DataType) -> pa.Array:
         got = self.cols.get(name)
+        if got and pa.types.is_integer(typ):  # a value the column cannot hold is left out
+            got = {k: v for k, v in got.items() if _fits(v, typ)}
+        elif got and pa.types.is_list(typ) and pa.types.is_integer(typ.value_type):
+            got = {k: [x for x in v if _fits(x, typ.value_type)] for k, v in got.items()}
         if not got:
             return pa.nulls(self.n, typ)
         pos = np.full(self.n, -1, np.int64)
@@ -751,6 +755,11 @@ class _Rows:
         pos[keys] = np.arange(len(keys))
         small = pa.array([got[k] for k in keys], typ)
         return small.take(pa.array(pos, mask=pos < 0))
+
+
+def _fits(v: Any, typ: pa.DataType) -> bool:
+    info = np.iinfo(typ.to_pandas_dtype())
+    return isinstance(v, int) and info.min <= v <= info.max
 
 
 def _children(data: bytes, t: _ber.Tlv) -> list[_ber.Tlv]:
@@ -1097,12 +1106,19 @@ def decode_acse(rows: _Rows, k: int, data: bytes) -> str | None:
 
 
 # ---- helpers ------------------------------------------------------------------------------
+def _fit(v: np.ndarray, dtype) -> np.ndarray:
+    """Codes with those the column type cannot hold replaced by -1 (absent)."""
+    return np.where(v > np.iinfo(dtype).max, -1, v)
+
+
 def _col(v: np.ndarray, dtype) -> pa.Array:
+    v = _fit(v, dtype)
     return pa.array(v.astype(dtype), mask=v < 0)
 
 
 def _names(sem: Semantics, codes: np.ndarray) -> pa.Array:
-    """Names of codes; negative codes (absent) are null."""
+    """Names of codes; negative codes (absent) are null, as are codes beyond int16."""
+    codes = _fit(codes, np.int16)
     names = sem.names(np.maximum(codes, 0))
     return pa.DictionaryArray.from_arrays(
         pa.array(names.indices.to_numpy(zero_copy_only=False), mask=codes < 0), names.dictionary

@@ -345,7 +345,10 @@ SCHEMA = E._schema(
 
 
 def _opt(v: np.ndarray, present: np.ndarray, typ: pa.DataType) -> pa.Array:
-    return pa.array(v, type=typ, mask=~present)
+    """``v`` where present and representable in ``typ`` (a lying value is left null)."""
+    info = np.iinfo(typ.to_pandas_dtype())
+    ok = present & (v >= info.min) & (v <= info.max)
+    return pa.array(np.where(ok, v, 0).astype(typ.to_pandas_dtype()), type=typ, mask=~ok)
 
 
 def _names(sem: Semantics, codes: np.ndarray, present: np.ndarray) -> pa.Array:
@@ -396,22 +399,22 @@ class SvDissector(Dissector):
         batch = l2_envelope(ctx, pkt[fr])
         batch.update(
             {
-                "vlan_priority": _opt(f[:, F_PCP].astype(np.int16), f[:, F_PCP] >= 0, pa.int16()),
+                "vlan_priority": _opt(f[:, F_PCP], f[:, F_PCP] >= 0, pa.int16()),
                 "appid": pa.array(f[:, F_APPID].astype(np.int32)),
                 "length": pa.array(f[:, F_LENGTH].astype(np.int32)),
                 "s_bit": pa.array((f[:, F_RES1] & 0x8000) != 0),
-                "no_asdu": _opt(f[:, F_NOASDU].astype(np.int32), f[:, F_NOASDU] >= 0, pa.int32()),
+                "no_asdu": _opt(f[:, F_NOASDU], f[:, F_NOASDU] >= 0, pa.int32()),
                 "asdu_index": pa.array(a[:, A_INDEX].astype(np.int16)),
                 "sv_id": text_column(gather(buf, a[:, A_SVID_OFF], a[:, A_SVID_LEN], has(0))),
                 "dat_set": text_column(gather(buf, a[:, A_DS_OFF], a[:, A_DS_LEN], has(1))),
                 "smp_cnt": _opt(a[:, A_SMPCNT], has(2), pa.int64()),
                 "conf_rev": _opt(a[:, A_CONFREV], has(3), pa.int64()),
                 "refr_tm": pa.array(refr, type=pa.timestamp("ns", tz="UTC"), mask=~has(4)),
-                "smp_synch": _opt(a[:, A_SYNCH].astype(np.int16), has(5), pa.int16()),
-                "smp_synch_name": _names(SMP_SYNCH, a[:, A_SYNCH], has(5)),
-                "smp_rate": _opt(a[:, A_RATE].astype(np.int32), has(6), pa.int32()),
-                "smp_mod": _opt(a[:, A_MOD].astype(np.int16), has(8), pa.int16()),
-                "sample_bytes": _opt(a[:, A_SAMPLE_LEN].astype(np.int32), has(7), pa.int32()),
+                "smp_synch": _opt(a[:, A_SYNCH], has(5), pa.int16()),
+                "smp_synch_name": _names(SMP_SYNCH, a[:, A_SYNCH], has(5) & (a[:, A_SYNCH] < 256)),
+                "smp_rate": _opt(a[:, A_RATE], has(6), pa.int32()),
+                "smp_mod": _opt(a[:, A_MOD], has(8), pa.int16()),
+                "sample_bytes": _opt(a[:, A_SAMPLE_LEN], has(7), pa.int32()),
                 "category": pa.nulls(n, _STR),
                 "techniques": pa.ListArray.from_arrays(
                     pa.array(np.arange(n + 1, dtype=np.int32) * len(m.techniques)),
