@@ -846,3 +846,24 @@ def test_decoders_never_raise_on_mutated_pdus(corpus):
         rows = M._Rows(1)
         M.decode_mms(rows, 0, bytes(b))
         M.decode_acse(rows, 0, bytes(b))
+
+
+def test_lying_integers_are_left_null(tmp_path):
+    """Found by the fuzzer: integers wider than their column (error code, object class,
+    service tag) must not fail the batch nor wrap around."""
+    err = _tlv(0xA2, _tlv(0x80, _int(1)) + _tlv(0xA2, _tlv(0xA0, _tlv(0x87, _int(1 << 35)))))
+    gnl = confirmed_request(2, _tlv(0xA1, _tlv(0xA0, _tlv(0x80, _int(70_000)))))
+    odd = confirmed_request(3, _tlv(b"\xbf\x84\x80\x00", b""))  # service tag 65536
+    path = _conversation(
+        tmp_path,
+        [
+            (False, tpkt(session_dt(err))),
+            (True, tpkt(session_dt(gnl))),
+            (True, tpkt(session_dt(odd))),
+        ],
+    )
+    d, rows = _mms_rows(path)
+    e, g, o = rows
+    assert e["error_class"] == 7 and e["error_code"] is None
+    assert g["service_name"] == "get_name_list" and g["object_class"] is None
+    assert o["invoke_id"] == 3 and o["service"] is None and o["service_name"] is None
