@@ -322,6 +322,16 @@ def _scan(buf, cols, pkt, offset, caplen, linktype, out):
         out[j, PROBLEMS] = problems
 
 
+@njit(cache=True, nogil=True)
+def _copy(buf, off, lens, starts, dst):
+    """Byte ranges ``buf[off[i]:off[i]+lens[i]]`` one after another into ``dst``."""
+    for i in range(off.shape[0]):
+        s = starts[i]
+        o = off[i]
+        for k in range(lens[i]):
+            dst[s + k] = buf[o + k]
+
+
 # ---- schema -----------------------------------------------------------------------------------
 _STR = E._STR
 
@@ -369,8 +379,8 @@ def gather(buf: np.ndarray, off: np.ndarray, ln: np.ndarray, valid: np.ndarray) 
     lens = np.where(valid, np.maximum(ln, 0), 0).astype(np.int64)
     starts = np.zeros(lens.shape[0] + 1, np.int64)
     np.cumsum(lens, out=starts[1:])
-    idx = np.repeat(off.astype(np.int64) - starts[:-1], lens) + np.arange(int(starts[-1]))
-    data = buf[idx] if idx.shape[0] else np.zeros(0, np.uint8)
+    data = np.empty(int(starts[-1]), np.uint8)
+    _copy(buf, off.astype(np.int64, copy=False), lens, starts, data)
     return pa.BinaryArray.from_buffers(
         pa.binary(),
         lens.shape[0],
