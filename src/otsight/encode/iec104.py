@@ -17,8 +17,9 @@ Times are milliseconds since 1970-01-01 UTC.
 from __future__ import annotations
 
 import struct
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 __all__ = [
     "COT_ACTIVATION",
@@ -317,135 +318,102 @@ def qos(select: bool = False, ql: int = 0) -> bytes:
 
 # ---- monitor direction --------------------------------------------------------------------
 
-
-def _points(
-    type_id: int,
-    ca: int,
-    elements: Sequence[tuple[int, bytes]],
-    cot: int,
-    sq: bool,
-    originator: int,
-    test: bool,
-) -> bytes:
-    return asdu(type_id, cot, ca, elements, sq=sq, originator=originator, test=test)
+# An element builder takes a point's values after the IOA, then the quality, and returns
+# the information element (``siq``, ``diq`` ... with a CP56Time2a appended for the timed
+# types).
+_Element = Callable[..., bytes]
 
 
-def m_sp_na_1(
-    ca: int,
-    points: Sequence[tuple[int, bool]],
-    cot: int = COT_SPONTANEOUS,
-    quality: int = 0,
-    *,
-    sq: bool = False,
-    originator: int = 0,
-    test: bool = False,
-) -> bytes:
-    """Single points ``(ioa, on)`` without time (type 1)."""
-    elements = [(ioa, siq(on, quality)) for ioa, on in points]
-    return _points(M_SP_NA_1, ca, elements, cot, sq, originator, test)
+def _monitor(type_id: int, element: _Element, name: str, doc: str) -> Callable[..., bytes]:
+    """A typed monitor-direction builder ``(ca, points, cot, quality, *, sq, originator,
+    test)``: ``points`` are ``(ioa, *values)`` tuples, each made an element by ``element``."""
+
+    def build(
+        ca: int,
+        points: Sequence[tuple[Any, ...]],
+        cot: int = COT_SPONTANEOUS,
+        quality: int = 0,
+        *,
+        sq: bool = False,
+        originator: int = 0,
+        test: bool = False,
+    ) -> bytes:
+        elements = [(ioa, element(*values, quality)) for ioa, *values in points]
+        return asdu(type_id, cot, ca, elements, sq=sq, originator=originator, test=test)
+
+    build.__name__ = build.__qualname__ = name
+    build.__doc__ = doc
+    return build
 
 
-def m_dp_na_1(
-    ca: int,
-    points: Sequence[tuple[int, int]],
-    cot: int = COT_SPONTANEOUS,
-    quality: int = 0,
-    *,
-    sq: bool = False,
-    originator: int = 0,
-    test: bool = False,
-) -> bytes:
-    """Double points ``(ioa, state)`` without time (type 3)."""
-    elements = [(ioa, diq(state, quality)) for ioa, state in points]
-    return _points(M_DP_NA_1, ca, elements, cot, sq, originator, test)
+def _monitor_timed(type_id: int, element: _Element, name: str, doc: str) -> Callable[..., bytes]:
+    """As :func:`_monitor` for the types with CP56Time2a (``(ioa, *values, time_ms)``
+    points; events, never in the sequence form)."""
+
+    def timed(value: Any, time_ms: int, quality: int) -> bytes:
+        return element(value, quality) + cp56time2a(time_ms)
+
+    points_builder = _monitor(type_id, timed, name, doc)
+
+    def build(
+        ca: int,
+        points: Sequence[tuple[Any, ...]],
+        cot: int = COT_SPONTANEOUS,
+        quality: int = 0,
+        *,
+        originator: int = 0,
+        test: bool = False,
+    ) -> bytes:
+        return points_builder(ca, points, cot, quality, originator=originator, test=test)
+
+    build.__name__ = build.__qualname__ = name
+    build.__doc__ = doc
+    return build
 
 
-def m_me_na_1(
-    ca: int,
-    points: Sequence[tuple[int, float]],
-    cot: int = COT_SPONTANEOUS,
-    quality: int = 0,
-    *,
-    sq: bool = False,
-    originator: int = 0,
-    test: bool = False,
-) -> bytes:
-    """Measured values, normalized ``(ioa, -1.0..1.0)``, with QDS (type 9)."""
-    elements = [(ioa, nva(v) + bytes([quality])) for ioa, v in points]
-    return _points(M_ME_NA_1, ca, elements, cot, sq, originator, test)
+def _nva_qds(value: float, quality: int) -> bytes:
+    return nva(value) + bytes([quality])
 
 
-def m_me_nb_1(
-    ca: int,
-    points: Sequence[tuple[int, int]],
-    cot: int = COT_SPONTANEOUS,
-    quality: int = 0,
-    *,
-    sq: bool = False,
-    originator: int = 0,
-    test: bool = False,
-) -> bytes:
-    """Measured values, scaled ``(ioa, -32768..32767)``, with QDS (type 11)."""
-    elements = [(ioa, struct.pack("<hB", v, quality)) for ioa, v in points]
-    return _points(M_ME_NB_1, ca, elements, cot, sq, originator, test)
+def _scaled_qds(value: int, quality: int) -> bytes:
+    return struct.pack("<hB", value, quality)
 
 
-def m_me_nc_1(
-    ca: int,
-    points: Sequence[tuple[int, float]],
-    cot: int = COT_SPONTANEOUS,
-    quality: int = 0,
-    *,
-    sq: bool = False,
-    originator: int = 0,
-    test: bool = False,
-) -> bytes:
-    """Measured values, short floating point ``(ioa, value)``, with QDS (type 13)."""
-    elements = [(ioa, struct.pack("<fB", v, quality)) for ioa, v in points]
-    return _points(M_ME_NC_1, ca, elements, cot, sq, originator, test)
+def _float_qds(value: float, quality: int) -> bytes:
+    return struct.pack("<fB", value, quality)
 
 
-def m_sp_tb_1(
-    ca: int,
-    points: Sequence[tuple[int, bool, int]],
-    cot: int = COT_SPONTANEOUS,
-    quality: int = 0,
-    *,
-    originator: int = 0,
-    test: bool = False,
-) -> bytes:
-    """Single points with CP56Time2a ``(ioa, on, time_ms)`` (type 30, events)."""
-    elements = [(ioa, siq(on, quality) + cp56time2a(ms)) for ioa, on, ms in points]
-    return _points(M_SP_TB_1, ca, elements, cot, False, originator, test)
-
-
-def m_dp_tb_1(
-    ca: int,
-    points: Sequence[tuple[int, int, int]],
-    cot: int = COT_SPONTANEOUS,
-    quality: int = 0,
-    *,
-    originator: int = 0,
-    test: bool = False,
-) -> bytes:
-    """Double points with CP56Time2a ``(ioa, state, time_ms)`` (type 31, events)."""
-    elements = [(ioa, diq(state, quality) + cp56time2a(ms)) for ioa, state, ms in points]
-    return _points(M_DP_TB_1, ca, elements, cot, False, originator, test)
-
-
-def m_me_tf_1(
-    ca: int,
-    points: Sequence[tuple[int, float, int]],
-    cot: int = COT_SPONTANEOUS,
-    quality: int = 0,
-    *,
-    originator: int = 0,
-    test: bool = False,
-) -> bytes:
-    """Short floating point measured values with CP56Time2a ``(ioa, value, time_ms)``
-    (type 36)."""
-    elements = [(ioa, struct.pack("<fB", v, quality) + cp56time2a(ms)) for ioa, v, ms in points]
-    return _points(M_ME_TF_1, ca, elements, cot, False, originator, test)
+m_sp_na_1 = _monitor(
+    M_SP_NA_1, siq, "m_sp_na_1", "Single points ``(ioa, on)`` without time (type 1)."
+)
+m_dp_na_1 = _monitor(
+    M_DP_NA_1, diq, "m_dp_na_1", "Double points ``(ioa, state)`` without time (type 3)."
+)
+m_me_na_1 = _monitor(
+    M_ME_NA_1, _nva_qds, "m_me_na_1",
+    "Measured values, normalized ``(ioa, -1.0..1.0)``, with QDS (type 9).",
+)  # fmt: skip
+m_me_nb_1 = _monitor(
+    M_ME_NB_1, _scaled_qds, "m_me_nb_1",
+    "Measured values, scaled ``(ioa, -32768..32767)``, with QDS (type 11).",
+)  # fmt: skip
+m_me_nc_1 = _monitor(
+    M_ME_NC_1, _float_qds, "m_me_nc_1",
+    "Measured values, short floating point ``(ioa, value)``, with QDS (type 13).",
+)  # fmt: skip
+m_sp_tb_1 = _monitor_timed(
+    M_SP_TB_1, siq, "m_sp_tb_1",
+    "Single points with CP56Time2a ``(ioa, on, time_ms)`` (type 30, events).",
+)  # fmt: skip
+m_dp_tb_1 = _monitor_timed(
+    M_DP_TB_1, diq, "m_dp_tb_1",
+    "Double points with CP56Time2a ``(ioa, state, time_ms)`` (type 31, events).",
+)  # fmt: skip
+m_me_tf_1 = _monitor_timed(
+    M_ME_TF_1, _float_qds, "m_me_tf_1",
+    "Short floating point measured values with CP56Time2a ``(ioa, value, time_ms)``"
+    " (type 36).",
+)  # fmt: skip
 
 
 def m_ei_na_1(ca: int, coi: int = 0, *, originator: int = 0) -> bytes:
@@ -472,21 +440,78 @@ def _command(
     )
 
 
-def c_sc_na_1(
-    ca: int,
-    ioa: int,
-    on: bool,
-    select: bool = False,
-    qu: int = 0,
-    cot: int = COT_ACTIVATION,
-    *,
-    originator: int = 0,
-    negative: bool = False,
-    test: bool = False,
-) -> bytes:
-    """Single command (type 45): select (S/E = 1) or execute; the outstation mirrors it with
-    COT 7 (``negative`` for a refusal) and COT 10 when done."""
-    return _command(C_SC_NA_1, ca, ioa, sco(on, select, qu), cot, originator, negative, test)
+def _select_command(
+    type_id: int, element: Callable[[Any, bool, int], bytes], name: str, doc: str
+) -> Callable[..., bytes]:
+    """A single or double command builder ``(ca, ioa, value, select, qu, cot, *,
+    originator, negative, test)``; ``element`` makes the SCO / DCO."""
+
+    def build(
+        ca: int,
+        ioa: int,
+        value: Any,
+        select: bool = False,
+        qu: int = 0,
+        cot: int = COT_ACTIVATION,
+        *,
+        originator: int = 0,
+        negative: bool = False,
+        test: bool = False,
+    ) -> bytes:
+        return _command(
+            type_id, ca, ioa, element(value, select, qu), cot, originator, negative, test
+        )
+
+    build.__name__ = build.__qualname__ = name
+    build.__doc__ = doc
+    return build
+
+
+def _setpoint(
+    type_id: int, pack: Callable[[Any], bytes], name: str, doc: str
+) -> Callable[..., bytes]:
+    """A set-point command builder ``(ca, ioa, value, select, ql, cot, *, originator,
+    negative, test)``; ``pack`` encodes the value, QOS follows."""
+
+    def build(
+        ca: int,
+        ioa: int,
+        value: Any,
+        select: bool = False,
+        ql: int = 0,
+        cot: int = COT_ACTIVATION,
+        *,
+        originator: int = 0,
+        negative: bool = False,
+        test: bool = False,
+    ) -> bytes:
+        element = pack(value) + qos(select, ql)
+        return _command(type_id, ca, ioa, element, cot, originator, negative, test)
+
+    build.__name__ = build.__qualname__ = name
+    build.__doc__ = doc
+    return build
+
+
+c_sc_na_1 = _select_command(
+    C_SC_NA_1, sco, "c_sc_na_1",
+    "Single command (type 45): select (S/E = 1) or execute; the outstation mirrors it with"
+    " COT 7 (``negative`` for a refusal) and COT 10 when done.",
+)  # fmt: skip
+c_dc_na_1 = _select_command(
+    C_DC_NA_1, dco, "c_dc_na_1", "Double command (type 46): ``state`` DP_OFF (1) or DP_ON (2)."
+)
+c_se_na_1 = _setpoint(
+    C_SE_NA_1, nva, "c_se_na_1", "Set-point command, normalized value -1.0..1.0 (type 48)."
+)
+c_se_nb_1 = _setpoint(
+    C_SE_NB_1, struct.Struct("<h").pack, "c_se_nb_1",
+    "Set-point command, scaled value -32768..32767 (type 49).",
+)  # fmt: skip
+c_se_nc_1 = _setpoint(
+    C_SE_NC_1, struct.Struct("<f").pack, "c_se_nc_1",
+    "Set-point command, short floating point (type 50).",
+)  # fmt: skip
 
 
 def c_sc_ta_1(
@@ -505,73 +530,6 @@ def c_sc_ta_1(
     """Single command with CP56Time2a (type 58)."""
     element = sco(on, select, qu) + cp56time2a(time_ms)
     return _command(C_SC_TA_1, ca, ioa, element, cot, originator, negative, test)
-
-
-def c_dc_na_1(
-    ca: int,
-    ioa: int,
-    state: int,
-    select: bool = False,
-    qu: int = 0,
-    cot: int = COT_ACTIVATION,
-    *,
-    originator: int = 0,
-    negative: bool = False,
-    test: bool = False,
-) -> bytes:
-    """Double command (type 46): ``state`` DP_OFF (1) or DP_ON (2)."""
-    return _command(C_DC_NA_1, ca, ioa, dco(state, select, qu), cot, originator, negative, test)
-
-
-def c_se_na_1(
-    ca: int,
-    ioa: int,
-    value: float,
-    select: bool = False,
-    ql: int = 0,
-    cot: int = COT_ACTIVATION,
-    *,
-    originator: int = 0,
-    negative: bool = False,
-    test: bool = False,
-) -> bytes:
-    """Set-point command, normalized value -1.0..1.0 (type 48)."""
-    element = nva(value) + qos(select, ql)
-    return _command(C_SE_NA_1, ca, ioa, element, cot, originator, negative, test)
-
-
-def c_se_nb_1(
-    ca: int,
-    ioa: int,
-    value: int,
-    select: bool = False,
-    ql: int = 0,
-    cot: int = COT_ACTIVATION,
-    *,
-    originator: int = 0,
-    negative: bool = False,
-    test: bool = False,
-) -> bytes:
-    """Set-point command, scaled value -32768..32767 (type 49)."""
-    element = struct.pack("<h", value) + qos(select, ql)
-    return _command(C_SE_NB_1, ca, ioa, element, cot, originator, negative, test)
-
-
-def c_se_nc_1(
-    ca: int,
-    ioa: int,
-    value: float,
-    select: bool = False,
-    ql: int = 0,
-    cot: int = COT_ACTIVATION,
-    *,
-    originator: int = 0,
-    negative: bool = False,
-    test: bool = False,
-) -> bytes:
-    """Set-point command, short floating point (type 50)."""
-    element = struct.pack("<f", value) + qos(select, ql)
-    return _command(C_SE_NC_1, ca, ioa, element, cot, originator, negative, test)
 
 
 def c_ic_na_1(
