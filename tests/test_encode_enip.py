@@ -250,7 +250,10 @@ def _steps() -> list[tuple[bool, bytes, dict[str, str], dict[str, Any], list[dic
          E.read_tag_response(E.TYPE_INT, b"\x06\x00")]), 15), {"cip.genstat": "0x00,0x00,0x00"},
          {"cip_messages": 3},
          [{"service_name": "multiple_service_packet", "wrapper": "unconnected_send"},
-          {"symbol": "A", "request_frame": PREV}, {"symbol": "B[2]", "request_frame": PREV}]),
+          {"symbol": "A", "request_frame": PREV,
+           "wrapper": "unconnected_send+multiple_service_packet"},
+          {"symbol": "B[2]", "request_frame": PREV,
+           "wrapper": "unconnected_send+multiple_service_packet"}]),
         (True, E.unregister_session(SESSION), {"enip.command": "0x0066"},
          {"command_name": "unregister_session", "session_handle": SESSION}, []),
     ]  # fmt: skip

@@ -230,6 +230,8 @@ def _messages(pdu: dict) -> list[dict]:
             syms = values(path, "cip.symbol")
             top["symbol"] = ".".join(syms) if syms else None
             top["wrapper"] = "unconnected_send"
+            for inner in out[1:]:  # a Multiple Service Packet's replies, like their requests
+                inner["wrapper"] = "unconnected_send+multiple_service_packet"
     for r in out:
         for col in CIP_COLUMNS:
             r.setdefault(col, None)
@@ -407,6 +409,70 @@ def test_logix_tags_and_multiple_service_packet(corpus):
     )
     assert {r["wrapper"] for r in tags} == {"multiple_service_packet"}
     assert any(r["symbol"] == "LMS_DISABLE_2DSCANNER1" for r in tags)
+
+
+def test_responses_carry_their_requests_wrapper(tmp_path):
+    """Both nestings of Multiple Service Packet and Unconnected Send: each embedded reply has
+    the wrapper of the request it answers (the Unconnected Send is transparent on the way
+    back, so its reply is the embedded Multiple Service Packet's)."""
+    from otsight.encode import enip as E
+    from otsight.encode.tcp_session import TcpConversation
+
+    session = 0x0C0FFEE0
+    route = E.port_segment(1, 0)
+    reads = [E.read_tag_request("A"), E.read_tag_request("B")]
+    answers = [E.read_tag_response(E.TYPE_INT, b"\x05\x00"), E.cip_response(E.SC_READ_TAG, 5)]
+    conv = TcpConversation("02:00:00:00:00:01", "10.0.0.1", 50000, "02:00:00:00:00:02",
+                           "10.0.0.2", 44818, 1000, 9000)  # fmt: skip
+    frames = conv.handshake()
+    # 1) a Multiple Service Packet inside an Unconnected Send, and its reply
+    frames += conv.send(True, E.send_rr_data(session, E.unconnected_send(
+        E.multiple_service_request(reads), route), 1))  # fmt: skip
+    frames += conv.send(False, E.send_rr_data(session, E.multiple_service_response(answers), 1))
+    msp_in_us = len(frames)  # the reply's frame; its request is the frame before
+    # 2) Unconnected Sends inside a Multiple Service Packet, and its reply
+    frames += conv.send(True, E.send_rr_data(session, E.multiple_service_request(
+        [E.unconnected_send(r, route) for r in reads]), 2))  # fmt: skip
+    frames += conv.send(False, E.send_rr_data(session, E.multiple_service_response(answers), 2))
+    us_in_msp = len(frames)
+    path = tmp_path / "wrappers.pcap"
+    with PcapWriter(path) as w:
+        for k, f in enumerate(frames):
+            w.write(1_700_000_000_000_000_000 + k * 1000, f)
+    d = decode(path)
+    assert not d.failures and d.tables["weird"].num_rows == 0
+    rows = d.tables["cip"].to_pylist()
+
+    def at(frame):
+        return [(r["service_name"], r["symbol"], r["wrapper"]) for r in rows if r["frame"] == frame]
+
+    both = "unconnected_send+multiple_service_packet"
+    assert at(msp_in_us - 1) == [
+        ("unconnected_send", None, None),
+        ("multiple_service_packet", None, "unconnected_send"),
+        ("read_tag", "A", both),
+        ("read_tag", "B", both),
+    ]
+    assert at(msp_in_us) == [
+        ("multiple_service_packet", None, "unconnected_send"),
+        ("read_tag", "A", both),
+        ("read_tag", "B", both),
+    ]
+    assert at(us_in_msp - 1) == [
+        ("multiple_service_packet", None, None),
+        ("unconnected_send", None, "multiple_service_packet"),
+        ("unconnected_send", None, "multiple_service_packet"),
+        ("read_tag", "A", both),
+        ("read_tag", "B", both),
+    ]
+    assert at(us_in_msp) == [
+        ("multiple_service_packet", None, None),
+        ("read_tag", "A", both),
+        ("read_tag", "B", both),
+    ]
+    replies = [r for r in rows if r["frame"] in (msp_in_us, us_in_msp) and r["symbol"]]
+    assert all(r["request_frame"] == r["frame"] - 1 for r in replies)
+    assert [r["general_status"] for r in replies] == [0, 5, 0, 5]
 
 
 # ---- content, not ports ------------------------------------------------------------------

@@ -1744,7 +1744,13 @@ class EnipDissector(Dissector):
             (pfnc, 8),
         ):
             col[fill] = pl[fill, k]
-        wrap[fill & (wrap < 1)] = pl[fill & (wrap < 1), 6]
+        # A response carries its request's wrapper: a top-level reply to an Unconnected Send
+        # gets "unconnected_send"; the replies inside a Multiple Service Packet response that
+        # answered through an Unconnected Send (either nesting) get the combined wrapper
+        # their requests have, not plain "multiple_service_packet". (Responses are only ever
+        # unwrapped from a Multiple Service Packet, so their own wrapper is 0 or 1 and a paired
+        # request's is the same or wider.)
+        wrap[fill] = np.maximum(wrap[fill], pl[fill, 6])
         if us_fail.any():
             cls[us_fail], inst[us_fail] = 6, 1
             attr[us_fail] = member[us_fail] = sym_ids[us_fail] = -1
