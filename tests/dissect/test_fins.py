@@ -9,6 +9,7 @@ import random
 import struct
 import subprocess
 import sys
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -24,7 +25,9 @@ from tests.dissect.tshark_diff import (
     SKIP,
     Comparison,
     as_int,
-    corpus_files,
+    decoded_corpus,
+    field_int,
+    field_present,
     first,
     ours_by_frame,
     tshark_pdus,
@@ -64,8 +67,8 @@ def _o(p):
     return p["omron"]
 
 
-def _int(name):
-    return lambda p: as_int(first(_o(p), name))
+_int = partial(field_int, "omron")
+_present = partial(field_present, "omron")
 
 
 def _request_field(name):
@@ -77,14 +80,6 @@ def _request_field(name):
         if icf is None or icf & 0x40 or v is None:
             return SKIP
         return as_int(v)
-
-    return get
-
-
-def _present(name, conv=as_int):
-    def get(p):
-        v = first(_o(p), name)
-        return SKIP if v is None else conv(v)
 
     return get
 
@@ -128,13 +123,8 @@ FIELDS = {
 
 
 def test_fins_fields_match_wireshark(corpus, tshark):
-    rows = corpus_files("fins")
-    assert len(rows) >= 5
     cmp = Comparison("fins")
-    for row in rows:
-        path = Path(corpus) / row["local_path"]
-        d = decode(path)
-        assert not d.failures, d.failures
+    for row, path, d in decoded_corpus(corpus, "fins", at_least=5):
         theirs = tshark_pdus(tshark, path, ["omron"], "omron", row.get("decode_as", ""))
         cmp.join(row["local_path"], ours_by_frame(d.tables["fins"], COLUMNS), theirs, FIELDS)
     cmp.assert_target()

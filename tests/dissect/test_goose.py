@@ -15,10 +15,9 @@ from otsight.encode import packets as pk
 from otsight.encode.pcapfile import PcapWriter
 from otsight.testing.decode import decode
 from tests.dissect.tshark_diff import (
-    TARGET,
     Comparison,
     as_int,
-    corpus_files,
+    decoded_corpus,
     first,
     ours_by_frame,
     tshark_pdus,
@@ -219,32 +218,15 @@ def _ours(table: pa.Table):
     return rows
 
 
-def _assert_target(cmp: Comparison) -> None:
-    """Comparison.assert_target without its report() side effect on ``differ``."""
-    print(cmp.report())
-    assert cmp.agree, "nothing was compared"
-    low = {n: r for n, r in cmp.rates().items() if r < TARGET}
-    assert not low, f"fields below {TARGET:.1%}: {low}\n{cmp.report()}"
-    assert not any(cmp.differ.values()), (
-        "every remaining difference must be fixed or listed in exceptions/goose.yaml\n"
-        + cmp.report()
-    )
-
-
 def test_goose_fields_match_wireshark(corpus, tshark):
-    rows = corpus_files("iec61850")
-    assert len(rows) >= 40
     cmp = Comparison("goose")
     frames = 0
-    for row in rows:
-        path = Path(corpus) / row["local_path"]
-        d = decode(path)
-        assert not d.failures, d.failures
+    for row, path, d in decoded_corpus(corpus, "iec61850", at_least=40):
         theirs = tshark_pdus(tshark, path, ["vlan", "goose"], "goose", row.get("decode_as", ""))
         frames += len(theirs)
         cmp.join(row["local_path"], _ours(d.tables["goose"]), theirs, FIELDS)
     assert frames >= 500
-    _assert_target(cmp)
+    cmp.assert_target()
 
 
 # ---- known values -----------------------------------------------------------------------------

@@ -14,12 +14,12 @@ from otsight.dissect import mms as M
 from otsight.encode.pcapfile import PcapWriter
 from otsight.encode.tcp_session import TcpConversation
 from otsight.testing.decode import decode
-from tests.dissect.test_goose import _assert_target
 from tests.dissect.tshark_diff import (
     SKIP,
     Comparison,
     as_int,
     corpus_files,
+    decoded_corpus,
     first,
     ours_by_frame,
     tshark_pdus,
@@ -482,15 +482,10 @@ def _ours(table):
 
 
 def test_mms_fields_match_wireshark(corpus, tshark):
-    rows = corpus_files("iec61850")
-    assert len(rows) >= 40
     cmp = Comparison("mms")
     acse_cmp = Comparison("mms")
     pdus = 0
-    for row in rows:
-        path = Path(corpus) / row["local_path"]
-        d = decode(path)
-        assert not d.failures, d.failures
+    for row, path, d in decoded_corpus(corpus, "iec61850", at_least=40):
         decode_as = row.get("decode_as", "")
         theirs = tshark_pdus(tshark, path, ["mms"], "mms", decode_as)
         theirs_acse = tshark_pdus(tshark, path, ["acse"], "acse", decode_as)
@@ -500,9 +495,9 @@ def test_mms_fields_match_wireshark(corpus, tshark):
         acse_cmp.join(row["local_path"], ours_acse, theirs_acse, ACSE_FIELDS)
     assert pdus >= 200
     print("== MMS PDUs")
-    _assert_target(cmp)
+    cmp.assert_target()
     print("== ACSE APDUs of the MMS associations")
-    _assert_target(acse_cmp)
+    acse_cmp.assert_target()
 
 
 # ---- recognition by content -------------------------------------------------------------------

@@ -9,6 +9,7 @@ import random
 import struct
 import subprocess
 import sys
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -23,7 +24,9 @@ from tests.dissect.tshark_diff import (
     SKIP,
     Comparison,
     as_int,
-    corpus_files,
+    decoded_corpus,
+    field_int,
+    field_present,
     first,
     ours_by_frame,
     tshark_pdus,
@@ -58,8 +61,8 @@ def _o(p):
     return p["opcua"]
 
 
-def _int(name):
-    return lambda p: as_int(first(_o(p), name))
+_int = partial(field_int, "opcua")
+_present = partial(field_present, "opcua")
 
 
 def _only_opn(name):
@@ -74,16 +77,6 @@ def _only_opn(name):
     return get
 
 
-def _present(name, conv=as_int):
-    """Compared where tshark shows the field (it decodes what it can, as otsight does)."""
-
-    def get(p):
-        v = first(_o(p), name)
-        return SKIP if v is None else conv(v)
-
-    return get
-
-
 def _token(p):
     v = first(_o(p), "opcua.security.tokenid")
     if v is None and first(_o(p), "opcua.transport.type") == "OPN":
@@ -91,22 +84,12 @@ def _token(p):
     return as_int(v)
 
 
-def _string(name):
-    def get(p):
-        v = first(_o(p), name)
-        if v is None:
-            return SKIP
-        return v
-
-    return get
-
-
 FIELDS = {
     "message_type": lambda p: first(_o(p), "opcua.transport.type"),
     "chunk_type": lambda p: first(_o(p), "opcua.transport.chunk"),
     "message_size": _int("opcua.transport.size"),
     "secure_channel_id": _int("opcua.transport.scid"),
-    "security_policy": _string("opcua.security.spu"),
+    "security_policy": _present("opcua.security.spu", str),
     "security_mode": _only_opn("opcua.MessageSecurityMode"),  # declared in the OPN request
     "security_token_id": _token,
     "sequence_number": _int("opcua.security.seq"),
@@ -115,14 +98,14 @@ FIELDS = {
     "request_handle": _int("opcua.RequestHandle"),
     "status_code": _int("opcua.ServiceResult"),
     "token_request_type": _only_opn("opcua.SecurityTokenRequestType"),
-    "endpoint_url": _string("opcua.transport.endpoint"),
+    "endpoint_url": _present("opcua.transport.endpoint", str),
     "protocol_version": _int("opcua.transport.ver"),
     "receive_buffer_size": _int("opcua.transport.rbs"),
     "send_buffer_size": _int("opcua.transport.sbs"),
     "max_message_size": _int("opcua.transport.mms"),
     "max_chunk_count": _int("opcua.transport.mcc"),
     "error_code": _int("opcua.transport.error"),
-    "error_reason": _string("opcua.transport.reason"),
+    "error_reason": _present("opcua.transport.reason", str),
 }
 
 
@@ -145,13 +128,8 @@ EXTRA_DECODE_AS = {
 
 
 def test_opcua_fields_match_wireshark(corpus, tshark):
-    rows = corpus_files("opcua")
-    assert len(rows) >= 30
     cmp = Comparison("opcua")
-    for row in rows:
-        path = Path(corpus) / row["local_path"]
-        d = decode(path)
-        assert not d.failures, d.failures
+    for row, path, d in decoded_corpus(corpus, "opcua", at_least=30):
         decode_as = " ".join([row.get("decode_as", ""), EXTRA_DECODE_AS.get(row["local_path"], "")])
         theirs = tshark_pdus(tshark, path, ["opcua"], "opcua", decode_as)
         cmp.join(row["local_path"], _ours(d.tables["opcua"]), theirs, FIELDS)

@@ -5,16 +5,14 @@ from __future__ import annotations
 
 import struct
 from operator import itemgetter
-from pathlib import Path
 
 from otsight.encode import packets as pk
 from otsight.encode.pcapfile import PcapWriter
 from otsight.testing.decode import decode
-from tests.dissect.test_goose import _assert_target
 from tests.dissect.tshark_diff import (
     Comparison,
     as_int,
-    corpus_files,
+    decoded_corpus,
     first,
     ours_by_frame,
     tshark_pdus,
@@ -85,15 +83,12 @@ FIELDS = {c: itemgetter(c) for c in COLUMNS}
 def test_sv_fields_match_wireshark(corpus, tshark):
     cmp = Comparison("sv")
     asdus = 0
-    for row in corpus_files("iec61850"):
-        path = Path(corpus) / row["local_path"]
-        d = decode(path)
-        assert not d.failures, d.failures
+    for row, path, d in decoded_corpus(corpus, "iec61850"):
         theirs = _theirs(tshark_pdus(tshark, path, ["vlan", "sv"], "sv", row.get("decode_as", "")))
         asdus += sum(len(v) for v in theirs.values())
         cmp.join(row["local_path"], ours_by_frame(d.tables["sv"], COLUMNS), theirs, FIELDS)
     assert asdus >= 10_000
-    _assert_target(cmp)
+    cmp.assert_target()
 
 
 def _sv_frame(asdus: list[bytes], no_asdu: int | None = None) -> bytes:

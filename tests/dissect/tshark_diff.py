@@ -12,13 +12,14 @@ import json
 import shlex
 import subprocess
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from otsight.testing.decode import decode
 from tests.conftest import corpus_captures
 
 EXCEPTIONS_DIR = Path(__file__).with_name("exceptions")  # one reviewed YAML file per protocol
@@ -35,6 +36,20 @@ def corpus_files(protocol: str) -> list[dict[str, str]]:
         if int(counts.get(protocol, "0") or 0) > 0:
             rows.append(row)
     return rows
+
+
+def decoded_corpus(
+    corpus: str | Path, protocol: str, at_least: int = 0
+) -> Iterator[tuple[dict[str, str], Path, Any]]:
+    """(manifest row, path, otsight's decode) of each capture of :func:`corpus_files`; there
+    must be ``at_least`` of them and otsight must decode every one without a failure."""
+    rows = corpus_files(protocol)
+    assert len(rows) >= at_least, f"{len(rows)} {protocol} captures, expected {at_least}+"
+    for row in rows:
+        path = Path(corpus) / row["local_path"]
+        d = decode(path)
+        assert not d.failures, d.failures
+        yield row, path, d
 
 
 def tshark_pdus(
@@ -109,6 +124,24 @@ def as_int(text: str | None) -> int | None:
     if text is None:
         return None
     return int(text, 16) if text.lower().startswith("0x") else int(text)
+
+
+def field_int(layer: str, name: str) -> Callable[[dict[str, Any]], int | None]:
+    """Extractor: tshark's field ``name`` of ``layer`` as an integer (None where absent)."""
+    return lambda p: as_int(first(p[layer], name))
+
+
+def field_present(
+    layer: str, name: str, conv: Callable[[str], Any] = as_int
+) -> Callable[[dict[str, Any]], Any]:
+    """Extractor compared only where tshark shows the field (it decodes what it can, as
+    otsight does): ``conv`` of its first value, else SKIP."""
+
+    def get(p: dict[str, Any]) -> Any:
+        v = first(p[layer], name)
+        return SKIP if v is None else conv(v)
+
+    return get
 
 
 @dataclass
