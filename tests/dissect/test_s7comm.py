@@ -301,6 +301,39 @@ def test_download_pi_and_stop(corpus):
     assert ram[0]["pi_service"] == "_MODU" and ram[0]["category"] == "program"
 
 
+def test_pi_service_answer_means_what_its_request_means(corpus):
+    """The Ack_Data of a PI service takes the category and techniques of the request's
+    service (it carries function 0x28 but no service name)."""
+    base = Path(corpus) / "s7comm"
+    cols = ["rosctr", "func_code", "pi_service", "category", "techniques", "request_frame"]
+    cases = [
+        ("testing_tools__s7_all.pcap", 102, "_DELE", "program"),
+        ("ICS-Security-Tools__s7comm_downloading_block_db1.pcap", 58, "_INSE", "program"),
+        ("icsnpp-s7comm__snap7.pcap", 59, "_MODU", "program"),
+        ("icsnpp-s7comm__snap7.pcap", 63, "P_PROGRAM", "control"),
+    ]
+    for name, req_frame, service, category in cases:
+        by_frame = {r["frame"]: r for r in _rows(base / name, "s7comm", cols)}
+        req, rsp = by_frame[req_frame], by_frame[req_frame + 1]
+        assert (req["rosctr"], req["pi_service"], req["category"]) == (1, service, category)
+        assert (rsp["rosctr"], rsp["func_code"], rsp["request_frame"]) == (3, 0x28, req_frame)
+        assert rsp["pi_service"] is None  # Wireshark shows no service on the answer either
+        assert (rsp["category"], rsp["techniques"]) == (category, req["techniques"]), name
+
+
+def test_header_error_new_parameters_being_assigned(corpus):
+    """Error class 0xD2, code 0xA9 (Wireshark: "New parameters are being assigned to the
+    CPU"): the answer to a PI service while a hardware configuration is downloaded."""
+    rows = _rows(
+        Path(corpus) / "s7comm/ICS-Security-Tools__tia_s300_downloadHwConfig.pcapng",
+        "s7comm",
+        ["rosctr", "func_code", "error_class", "error_code", "error_name"],
+    )
+    (r,) = [r for r in rows if r["frame"] == 81]
+    assert (r["rosctr"], r["func_code"], r["error_class"], r["error_code"]) == (3, 0x28, 0xD2, 0xA9)
+    assert r["error_name"] == "new_parameters_being_assigned_to_cpu"
+
+
 def test_password_error(corpus):
     rows = _rows(
         Path(corpus) / "s7comm/ICS-Security-Tools__step7_s300_AuthPassword.pcapng",

@@ -337,6 +337,7 @@ ERRORS = Semantics(
         0xD210: "invalid_block_number",
         0xD235: "block_checksum_incorrect",
         0xD241: "function_not_permitted_in_protection_level",
+        0xD2A9: "new_parameters_being_assigned_to_cpu",
         0xD401: "information_function_unavailable",
         0xD402: "information_function_unavailable",
         0xD405: "service_not_supported_or_syntax_error",
@@ -1043,7 +1044,7 @@ class S7commDissector(Dissector):
     )
 
     def __init__(self) -> None:
-        self.matcher = RequestMatcher(width=3)
+        self.matcher = RequestMatcher(width=4)
         self.plus_matcher = RequestMatcher(width=1)
         # flow → (src_tsap, dst_tsap, rack, slot) from its COTP CR / CC
         self.tsaps: dict[int, tuple[str | None, str | None, int, int]] = {}
@@ -1248,17 +1249,21 @@ class S7commDissector(Dissector):
         # pairing: Job ↔ Ack/Ack_Data, Userdata request ↔ response (same PDU reference)
         space = np.where(ros == 7, np.where(ud_type == 0, 2, 1), 0)
         key2 = out[:, PDUREF] | (space << 16)
-        payload = np.stack([out[:, FUNC], out[:, UD_GROUP], out[:, UD_SUBF]], axis=1)
         flow = P[idx, T.P_FLOW]
+        self._szl_units(out, flow)
+        rich = self._rich(ctx, idx, out, is_req)  # reads requests only: before the pairing
+        pi_m = rich["pi_meaning"]
+        payload = np.stack([out[:, FUNC], out[:, UD_GROUP], out[:, UD_SUBF], pi_m], axis=1)
         matched, req_frame, req_ts, req_pl = self.matcher.match(
             flow, key2, is_req, P[idx, T.P_FRAME], P[idx, T.P_TS], payload
         )
         matched &= space != 2
         fill = matched & (out[:, FUNC] < 0) & (ros != 7)
         out[fill, FUNC] = req_pl[fill, 0]
-
-        self._szl_units(out, flow)
-        rich = self._rich(ctx, idx, out, is_req)
+        # an Ack_Data to a PI service means what its request's service means (_INSE, _DELE:
+        # program; P_PROGRAM: control), not just "PI service"
+        answer_pi = matched & ~is_req & (ros != 7) & (pi_m < 0) & (out[:, FUNC] == 0x28)
+        pi_m[answer_pi] = req_pl[answer_pi, 3]
 
         fc = out[:, FUNC]
         group = out[:, UD_GROUP]
@@ -1269,7 +1274,6 @@ class S7commDissector(Dissector):
             g = np.clip(group, 0, 63)
             sf = np.clip(subf, 0, 255) + 1
             midx = np.where(is_ud, _M.ud_lut[g, sf], midx)
-        pi_m = rich["pi_meaning"]
         midx = np.where(pi_m >= 0, pi_m, midx)
         category, techniques = _M.columns(midx)
 
