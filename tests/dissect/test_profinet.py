@@ -367,6 +367,7 @@ def test_crafted_reset_signal_get_hello(tmp_path):
     assert r2f["category"] == "control" and r2f["techniques"] == ["T0816", "T0809"]
     assert (r2f["reset_mode"], r2f["reset_mode_name"]) == (0x10, "reset_to_factory_values")
     assert rfs["options"] == ["control/reset_factory_settings"] and rfs["reset_mode"] == 0
+    assert rfs["reset_mode_name"] == "default"  # Wireshark: "Default"
     assert "T0816" in rfs["techniques"]
     assert sig["signal_value"] == 0x0100 and sig["options"] == ["control/signal"]
     assert "T0836" not in sig["techniques"]
@@ -376,6 +377,24 @@ def test_crafted_reset_signal_get_hello(tmp_path):
     assert hello["device_instance"] == 5 and hello["category"] == "session"
     assert alias["alias_name"] == "port-001.plc-1" and alias["block_qualifier_name"] == "permanent"
     assert d.tables["weird"].num_rows == 0
+
+
+def test_reset_mode_named_by_its_block(tmp_path):
+    """Qualifier 0 is "default" in the legacy Reset Factory Settings block only; Reset to
+    Factory has no mode 0 (Wireshark: Unknown)."""
+    frames = [
+        _dcp(0xFEFD, 4, 0, 21, _block(5, 5, struct.pack("!H", 0))),
+        _dcp(0xFEFD, 4, 0, 22, _block(5, 6, struct.pack("!H", 0))),
+        _dcp(0xFEFD, 4, 0, 23, _block(5, 6, struct.pack("!H", 0x04))),
+        _dcp(0xFEFD, 4, 0, 24, _block(2, 2, b"\0\1plc-1")),
+    ]
+    rows = decode(_write(tmp_path / "r.pcap", frames)).tables["profinet_dcp"].to_pylist()
+    assert [(r["reset_mode"], r["reset_mode_name"]) for r in rows] == [
+        (0, "default"),
+        (0, "unknown_0"),
+        (4, "reset_communication_parameter"),
+        (None, None),
+    ]
 
 
 def test_crafted_capture_matches_wireshark(tmp_path, tshark):

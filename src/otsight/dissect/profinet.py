@@ -123,6 +123,10 @@ RESET_MODES = Semantics(
     },
 )
 
+# The legacy Reset Factory Settings block (Control / 5) has its own BlockQualifier values:
+# only 0, which Wireshark shows as "Default"; RESET_MODES names Reset to Factory (Control / 6).
+FACTORY_SETTINGS_MODES = Semantics("profinet", "factory_settings_mode", {0: "default"})
+
 BLOCK_ERRORS = Semantics(
     "profinet",
     "block_error",
@@ -580,7 +584,8 @@ def _block(f: dict, opt: int, sub: int, v: bytes, with_info: bool, with_q: bool)
                 return False
             q = int.from_bytes(v[:2], "big")
             if sub in (5, 6):
-                f.setdefault("reset_mode", q)
+                if "reset_mode" not in f:
+                    f["reset_mode"], f["reset_suboption"] = q, sub
             else:
                 if sub == 3:
                     f.setdefault("block_qualifier", q)
@@ -643,6 +648,18 @@ def _names(sem: Semantics, codes: np.ndarray) -> pa.Array:
     )
 
 
+def _reset_names(rows: list[dict], reset: np.ndarray) -> pa.Array:
+    """Reset modes named by the block that carried them (Reset Factory Settings, the legacy
+    block, or Reset to Factory); null where no reset block."""
+    names = [
+        None
+        if q < 0
+        else (FACTORY_SETTINGS_MODES if r.get("reset_suboption") == 5 else RESET_MODES).name(q)
+        for r, q in zip(rows, reset.tolist(), strict=True)
+    ]
+    return pa.array(names, pa.string()).dictionary_encode()
+
+
 def _col(v: np.ndarray, dtype) -> pa.Array:
     return pa.array(v.astype(dtype), mask=v < 0)
 
@@ -658,6 +675,7 @@ class ProfinetDissector(Dissector):
         BLOCKS,
         BLOCK_QUALIFIERS,
         RESET_MODES,
+        FACTORY_SETTINGS_MODES,
         BLOCK_ERRORS,
         IP_BLOCK_INFO,
         FRAME_CLASSES,
@@ -843,7 +861,7 @@ class ProfinetDissector(Dissector):
                 "block_qualifier": _col(qual, np.int32),
                 "block_qualifier_name": _names(BLOCK_QUALIFIERS, qual),
                 "reset_mode": _col(reset, np.int32),
-                "reset_mode_name": _names(RESET_MODES, reset),
+                "reset_mode_name": _reset_names(rows, reset),
                 "signal_value": opt("signal_value", pa.int32()),
                 "block_errors": pa.array(
                     [r.get("block_errors") for r in rows], type=pa.list_(BLOCK_ERROR_TYPE)
