@@ -16,7 +16,7 @@ Protocol semantics (code → name, category, ATT&CK for ICS techniques) are decl
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Iterable
+from collections.abc import Callable, Hashable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -269,6 +269,70 @@ def take_envelope(envelope: dict[str, pa.Array], rows: np.ndarray) -> dict[str, 
     """The envelope restricted to some of its rows."""
     ix = pa.array(rows)
     return {k: v.take(ix) for k, v in envelope.items()}
+
+
+def null_negative(v: np.ndarray, dtype: Any) -> pa.Array:
+    """Integer column ``v`` as ``dtype``, null where negative (absent)."""
+    return pa.array(v.astype(dtype), mask=v < 0)
+
+
+def dictionary_column(indices: np.ndarray, strings: list[str]) -> pa.DictionaryArray:
+    """Indices into ``strings`` (-1 = null)."""
+    return pa.DictionaryArray.from_arrays(
+        pa.array(np.maximum(indices, 0).astype(np.int32), mask=indices < 0),
+        pa.array(strings, type=pa.string()),
+    )
+
+
+def int_names(sem: Semantics) -> dict[int, str]:
+    """Names of the integer codes of ``sem``."""
+    return {int(k): m.name for k, m in sem.rows.items() if isinstance(k, int)}
+
+
+def category_codes(sem: Semantics, size: int) -> np.ndarray:
+    """Index into :data:`CATEGORIES` of each integer code below ``size`` (-1: none)."""
+    out = np.full(size, -1, dtype=np.int64)
+    for k, m in sem.rows.items():
+        if isinstance(k, int) and 0 <= k < size and m.category:
+            out[k] = CATEGORIES.index(m.category)
+    return out
+
+
+class CodeNames:
+    """Integer codes → names through a lookup table, vectorised (negative codes are null).
+
+    ``key`` maps codes to table keys (a mask, a shift); ``unknown`` names a code the table
+    does not hold (``unknown_N`` by default).
+    """
+
+    def __init__(
+        self,
+        names: dict[int, str],
+        key: Callable[[np.ndarray], np.ndarray] | None = None,
+        unknown: Callable[[int], str] | None = None,
+    ) -> None:
+        self.key = key or (lambda codes: codes)
+        self.unknown = unknown or (lambda code: f"unknown_{code}")
+        self.strings = sorted(set(names.values()))
+        at = {s: i for i, s in enumerate(self.strings)}
+        self.lut = np.full(max(names, default=-1) + 1, -1, dtype=np.int64)
+        for k, v in names.items():
+            self.lut[k] = at[v]
+
+    def __call__(self, codes: np.ndarray) -> pa.DictionaryArray:
+        codes = np.asarray(codes, np.int64)
+        present = codes >= 0
+        keys = self.key(np.where(present, codes, 0))
+        idx = np.full(codes.shape[0], -1, dtype=np.int64)
+        inside = present & (keys < self.lut.shape[0])
+        idx[inside] = self.lut[keys[inside]]
+        unknown = present & (idx < 0)
+        strings = self.strings
+        if unknown.any():
+            extra, inverse = np.unique(codes[unknown], return_inverse=True)
+            idx[unknown] = len(strings) + inverse.reshape(-1)
+            strings = strings + [self.unknown(int(c)) for c in extra]
+        return dictionary_column(idx, strings)
 
 
 class Dissector:

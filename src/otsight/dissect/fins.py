@@ -32,7 +32,19 @@ from otsight._jit import njit
 from otsight.capture import _track as T
 from otsight.capture import framing
 from otsight.dissect import _l2l4 as L
-from otsight.dissect.base import ChunkContext, Dissector, Semantics, pairing_columns, take_envelope
+from otsight.dissect.base import (
+    CATEGORIES,
+    ChunkContext,
+    CodeNames,
+    Dissector,
+    Semantics,
+    category_codes,
+    dictionary_column,
+    int_names,
+    pairing_columns,
+    take_envelope,
+)
+from otsight.dissect.base import null_negative as _col
 from otsight.dissect.matching import RequestMatcher
 
 PORT = 9600  # UDP and TCP, not IANA-registered: a tie-breaker only
@@ -558,63 +570,25 @@ SCHEMA = E._schema(
 
 
 # ---- the dissector --------------------------------------------------------------------------
-def _col(v: np.ndarray, dtype) -> pa.Array:
-    return pa.array(v.astype(dtype), mask=v < 0)
-
-
-def _dictionary(indices: np.ndarray, strings: list[str]) -> pa.DictionaryArray:
-    return pa.DictionaryArray.from_arrays(
-        pa.array(np.maximum(indices, 0).astype(np.int32), mask=indices < 0),
-        pa.array(strings, type=pa.string()),
+def _names(sem: Semantics, width: int, mask: int = -1) -> CodeNames:
+    """Names of codes of ``sem`` (masked by ``mask``); unknown ones as ``unknown_0x..``."""
+    return CodeNames(
+        int_names(sem),
+        key=lambda codes: codes & mask,
+        unknown=lambda code: f"unknown_0x{code:0{width}x}",
     )
 
 
-class _Names:
-    """Integer codes → names through a lookup table (-1 = null; unknown as ``unknown_0x..``)."""
-
-    def __init__(self, sem: Semantics, width: int, mask: int = -1) -> None:
-        names = {int(k): m.name for k, m in sem.rows.items()}  # type: ignore[call-overload]
-        self.width = width
-        self.mask = mask
-        self.strings = sorted(set(names.values()))
-        at = {s: i for i, s in enumerate(self.strings)}
-        self.lut = np.full(max(names) + 1, -1, dtype=np.int64)
-        for k, v in names.items():
-            self.lut[k] = at[v]
-
-    def __call__(self, codes: np.ndarray) -> pa.DictionaryArray:
-        present = codes >= 0
-        keys = np.where(present, codes, 0) & self.mask
-        idx = np.full(codes.shape[0], -1, dtype=np.int64)
-        inside = present & (keys < self.lut.shape[0])
-        idx[inside] = self.lut[keys[inside]]
-        unknown = present & (idx < 0)
-        strings = self.strings
-        if unknown.any():
-            extra, inverse = np.unique(codes[unknown], return_inverse=True)
-            idx[unknown] = len(strings) + inverse.reshape(-1)
-            strings = strings + [f"unknown_0x{int(c):0{self.width}x}" for c in extra]
-        return _dictionary(idx, strings)
-
-
-_N_COMMANDS = _Names(COMMANDS, 4)
-_N_TCP_COMMANDS = _Names(TCP_COMMANDS, 8)
-_N_TCP_ERRORS = _Names(TCP_ERRORS, 8)
-_N_END_CODES = _Names(END_CODES, 4, mask=0xFFFF & ~END_CODE_FLAGS)
-_N_AREAS = _Names(MEMORY_AREAS, 2)
-_N_MODES = _Names(MODES, 2)
-_N_PARAM_AREAS = _Names(PARAMETER_AREAS, 4)
-_N_STATUS = _Names(CONTROLLER_STATUS, 2)
-_CATEGORY_NAMES = ["read", "write", "control", "program", "firmware", "diagnostic"]
-_CATEGORY_NAMES += ["discovery", "session"]
-_CAT_OF_COMMAND = np.full(65536, -1, dtype=np.int64)
-for _c, _m in COMMANDS.rows.items():
-    if _m.category:
-        _CAT_OF_COMMAND[int(_c)] = _CATEGORY_NAMES.index(_m.category)  # type: ignore[call-overload]
-_CAT_OF_TCP = np.full(8, -1, dtype=np.int64)
-for _c, _m in TCP_COMMANDS.rows.items():
-    if _m.category:
-        _CAT_OF_TCP[int(_c)] = _CATEGORY_NAMES.index(_m.category)  # type: ignore[call-overload]
+_N_COMMANDS = _names(COMMANDS, 4)
+_N_TCP_COMMANDS = _names(TCP_COMMANDS, 8)
+_N_TCP_ERRORS = _names(TCP_ERRORS, 8)
+_N_END_CODES = _names(END_CODES, 4, mask=0xFFFF & ~END_CODE_FLAGS)
+_N_AREAS = _names(MEMORY_AREAS, 2)
+_N_MODES = _names(MODES, 2)
+_N_PARAM_AREAS = _names(PARAMETER_AREAS, 4)
+_N_STATUS = _names(CONTROLLER_STATUS, 2)
+_CAT_OF_COMMAND = category_codes(COMMANDS, 65536)
+_CAT_OF_TCP = category_codes(TCP_COMMANDS, 8)
 
 
 def _categories(out: np.ndarray) -> pa.DictionaryArray:
@@ -623,7 +597,7 @@ def _categories(out: np.ndarray) -> pa.DictionaryArray:
     tcp = out[:, TCP_CMD]
     by_tcp = (cmd < 0) & (tcp >= 0) & (tcp < 8)
     cat[by_tcp] = _CAT_OF_TCP[tcp[by_tcp]]
-    return _dictionary(cat, _CATEGORY_NAMES)
+    return dictionary_column(cat, list(CATEGORIES))
 
 
 def _bit(out: np.ndarray, mask: int, value: bool) -> pa.Array:
@@ -688,7 +662,7 @@ class FinsDissector(Dissector):
         batch = dict(env)
         batch.update(
             {
-                "transport": _dictionary(transport, ["udp", "tcp"]),
+                "transport": dictionary_column(transport, ["udp", "tcp"]),
                 "tcp_command": _col(out[:, TCP_CMD], np.int64),
                 "tcp_command_name": _N_TCP_COMMANDS(out[:, TCP_CMD]),
                 "tcp_error_code": _col(out[:, TCP_ERR], np.int64),

@@ -43,7 +43,19 @@ from otsight import events as E
 from otsight._jit import njit
 from otsight.capture import _track as T
 from otsight.capture import framing
-from otsight.dissect.base import ChunkContext, Dissector, Semantics, pairing_columns, take_envelope
+from otsight.dissect.base import (
+    CATEGORIES,
+    ChunkContext,
+    CodeNames,
+    Dissector,
+    Semantics,
+    category_codes,
+    dictionary_column,
+    int_names,
+    pairing_columns,
+    take_envelope,
+)
+from otsight.dissect.base import null_negative as _col
 from otsight.dissect.matching import RequestMatcher
 
 PORT = 4840  # IANA; a hint in docs only: detection is by content
@@ -773,70 +785,20 @@ SCHEMA = E._schema(
 
 
 # ---- the dissector --------------------------------------------------------------------------
-def _col(v: np.ndarray, dtype) -> pa.Array:
-    return pa.array(v.astype(dtype), mask=v < 0)
-
-
-def _dictionary(indices: np.ndarray, strings: list[str]) -> pa.DictionaryArray:
-    """Indices into ``strings`` (-1 = null)."""
-    return pa.DictionaryArray.from_arrays(
-        pa.array(np.maximum(indices, 0).astype(np.int32), mask=indices < 0),
-        pa.array(strings, type=pa.string()),
-    )
-
-
-class _Names:
-    """Integer codes → names through a lookup table; unknown codes as ``unknown_N``."""
-
-    def __init__(self, names: dict[int, str], key=None, unknown=None) -> None:
-        self.key = key or (lambda codes: codes)
-        self.unknown = unknown or (lambda code: f"unknown_{code}")
-        keys = sorted(names)
-        self.size = (max(keys) + 1) if keys else 0
-        self.lut = np.full(self.size, -1, dtype=np.int32)
-        for i, k in enumerate(keys):
-            self.lut[k] = i
-        self.strings = [names[k] for k in keys]
-
-    def __call__(self, codes: np.ndarray) -> pa.DictionaryArray:
-        codes = np.asarray(codes, np.int64)
-        present = codes >= 0
-        keys = self.key(np.where(present, codes, 0))
-        idx = np.full(codes.shape[0], -1, dtype=np.int64)
-        inside = present & (keys < self.size)
-        idx[inside] = self.lut[keys[inside]]
-        unknown = present & (idx < 0)
-        strings = self.strings
-        if unknown.any():
-            extra, inverse = np.unique(codes[unknown], return_inverse=True)
-            idx[unknown] = len(strings) + inverse.reshape(-1)
-            strings = strings + [self.unknown(int(c)) for c in extra]
-        return _dictionary(np.where(present, idx, -1), strings)
-
-
-def _int_rows(sem: Semantics) -> dict[int, str]:
-    return {int(k): m.name for k, m in sem.rows.items() if isinstance(k, int)}
-
-
-_N_SERVICES = _Names(_int_rows(SERVICES))
-_N_SECURITY_MODES = _Names(_int_rows(SECURITY_MODES))
-_N_TOKEN_TYPES = _Names(_int_rows(TOKEN_REQUEST_TYPES))
-_N_STATUS = _Names(
-    {k >> 16: v for k, v in _int_rows(STATUS_CODES).items()},
+_N_SERVICES = CodeNames(int_names(SERVICES))
+_N_SECURITY_MODES = CodeNames(int_names(SECURITY_MODES))
+_N_TOKEN_TYPES = CodeNames(int_names(TOKEN_REQUEST_TYPES))
+_N_STATUS = CodeNames(
+    {k >> 16: v for k, v in int_names(STATUS_CODES).items()},
     key=lambda codes: codes >> 16,
     unknown=lambda code: f"0x{code:08X}",
 )
-_CATEGORY_NAMES = ["read", "write", "control", "program", "firmware", "diagnostic"]
-_CATEGORY_NAMES += ["discovery", "session"]
-_CAT_OF_SERVICE = np.full(SERVICE_TABLE_SIZE, -1, dtype=np.int64)
-for _k, _m in SERVICES.rows.items():
-    if isinstance(_k, int) and _m.category:
-        _CAT_OF_SERVICE[_k] = _CATEGORY_NAMES.index(_m.category)
+_CAT_OF_SERVICE = category_codes(SERVICES, SERVICE_TABLE_SIZE)
 _CAT_OF_TYPE = np.full(len(MESSAGE_TYPE_NAMES), -1, dtype=np.int64)
 for _i, _t in enumerate(MESSAGE_TYPE_NAMES):
     _cat = MESSAGE_TYPES[_t].category
     if _cat:
-        _CAT_OF_TYPE[_i] = _CATEGORY_NAMES.index(_cat)
+        _CAT_OF_TYPE[_i] = CATEGORIES.index(_cat)
 
 
 def _categories(out: np.ndarray) -> pa.DictionaryArray:
@@ -847,7 +809,7 @@ def _categories(out: np.ndarray) -> pa.DictionaryArray:
     mt = out[:, MTYPE]
     by_type = (cat < 0) & (mt >= 0) & (mt != MSG)
     cat[by_type] = _CAT_OF_TYPE[mt[by_type]]
-    return _dictionary(cat, _CATEGORY_NAMES)
+    return dictionary_column(cat, list(CATEGORIES))
 
 
 class OpcuaDissector(Dissector):
@@ -929,8 +891,8 @@ class OpcuaDissector(Dissector):
         batch = dict(env)
         batch.update(
             {
-                "message_type": _dictionary(mt, MESSAGE_TYPE_NAMES),
-                "chunk_type": _dictionary(
+                "message_type": dictionary_column(mt, MESSAGE_TYPE_NAMES),
+                "chunk_type": dictionary_column(
                     np.select(
                         [out[:, CHUNK] == 0x46, out[:, CHUNK] == 0x43, out[:, CHUNK] == 0x41],
                         [0, 1, 2],
@@ -941,7 +903,7 @@ class OpcuaDissector(Dissector):
                 "message_size": _col(out[:, SIZE], np.int64),
                 "is_request": pa.array(is_req == 1, mask=is_req < 0),
                 "secure_channel_id": _col(out[:, CHANNEL], np.int64),
-                "security_policy": _dictionary(policy, list(self.policies)),
+                "security_policy": dictionary_column(policy, list(self.policies)),
                 "security_mode": _col(mode, np.int16),
                 "security_mode_name": _N_SECURITY_MODES(mode),
                 "encrypted": pa.array(encrypted == 1, mask=encrypted < 0),
