@@ -58,6 +58,32 @@ class Capture:
         return path
 
 
+def write_tcp_exchanges(
+    path: Path,
+    exchanges: Iterable[tuple[bool, bytes]],
+    port: int,
+    client_ip: str = "10.1.0.1",
+    server_ip: str = "10.1.0.2",
+    isn: tuple[int, int] = (1000, 5000),
+    gap_ns: int = 10_000_000,
+) -> Path:
+    """One TCP conversation into a pcap: the handshake 1 ms apart, then every
+    ``(from_client, payload)`` segment ``gap_ns`` after the one before."""
+    conv = TcpConversation(
+        "02:00:00:00:00:01", client_ip, 40001, "02:00:00:00:00:02", server_ip, port, *isn
+    )
+    ts = T0
+    with PcapWriter(path) as w:
+        for frame in conv.handshake():
+            ts += 1_000_000
+            w.write(ts, frame)
+        for from_client, payload in exchanges:
+            for frame in conv.send(from_client, payload):
+                ts += gap_ns
+                w.write(ts, frame)
+    return path
+
+
 def tshark(binary: str, path: Path, *args: str) -> str:
     return subprocess.run(
         [binary, "-r", str(path), *TSHARK_OPTS, *args], check=True, capture_output=True, text=True

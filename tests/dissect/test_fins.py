@@ -19,7 +19,6 @@ from otsight.capture import framing
 from otsight.dissect import fins as F
 from otsight.encode import packets as pk
 from otsight.encode.pcapfile import PcapWriter
-from otsight.encode.tcp_session import TcpConversation
 from otsight.testing.decode import decode
 from tests.dissect.tshark_diff import (
     SKIP,
@@ -32,6 +31,7 @@ from tests.dissect.tshark_diff import (
     ours_by_frame,
     tshark_pdus,
 )
+from tests.encode_capture import write_tcp_exchanges
 
 COLUMNS = [
     "tcp_command",
@@ -71,17 +71,14 @@ _int = partial(field_int, "omron")
 _present = partial(field_present, "omron")
 
 
+def _is_command(p):
+    icf = as_int(first(_o(p), "omron.icf"))
+    return icf is not None and not icf & 0x40
+
+
 def _request_field(name):
     """Parameters of a command: tshark decodes them only where the length is what it expects."""
-
-    def get(p):
-        icf = as_int(first(_o(p), "omron.icf"))
-        v = first(_o(p), name)
-        if icf is None or icf & 0x40 or v is None:
-            return SKIP
-        return as_int(v)
-
-    return get
+    return _present(name, when=_is_command)
 
 
 FIELDS = {
@@ -157,18 +154,7 @@ def _udp_capture(path: Path, datagrams: list[tuple[bool, bytes]], port: int = 96
 
 
 def _tcp_capture(path: Path, exchanges: list[tuple[bool, bytes]], port: int = 9600) -> None:
-    conv = TcpConversation(
-        "02:00:00:00:00:01", "10.2.0.1", 40001, "02:00:00:00:00:02", "10.2.0.9", port, 10, 20
-    )
-    ts = 1_700_000_000_000_000_000
-    with PcapWriter(path) as w:
-        for frame in conv.handshake():
-            ts += 1_000_000
-            w.write(ts, frame)
-        for from_client, payload in exchanges:
-            for frame in conv.send(from_client, payload):
-                ts += 5_000_000
-                w.write(ts, frame)
+    write_tcp_exchanges(path, exchanges, port, "10.2.0.1", "10.2.0.9", (10, 20), 5_000_000)
 
 
 def _rows(d) -> list[dict]:

@@ -11,8 +11,6 @@ import numpy as np
 import pytest
 
 from otsight.dissect import iec104 as I
-from otsight.encode.pcapfile import PcapWriter
-from otsight.encode.tcp_session import TcpConversation
 from otsight.testing.decode import decode
 from tests.dissect.tshark_diff import (
     SKIP,
@@ -24,6 +22,7 @@ from tests.dissect.tshark_diff import (
     tshark_pdus,
     values,
 )
+from tests.encode_capture import write_tcp_exchanges
 
 COLUMNS = [
     "apci_type",
@@ -336,18 +335,7 @@ def _cp56_bytes(dt: datetime, iv=False) -> bytes:
 
 
 def _write(path: Path, exchanges: list[tuple[bool, bytes]], port: int = 2404) -> None:
-    conv = TcpConversation(
-        "02:00:00:00:00:01", "10.1.0.1", 40001, "02:00:00:00:00:02", "10.1.0.2", port, 1000, 5000
-    )
-    ts = 1_700_000_000_000_000_000
-    with PcapWriter(path) as w:
-        for frame in conv.handshake():
-            ts += 1_000_000
-            w.write(ts, frame)
-        for from_client, payload in exchanges:
-            for frame in conv.send(from_client, payload):
-                ts += 10_000_000  # 10 ms apart
-                w.write(ts, frame)
+    write_tcp_exchanges(path, exchanges, port)
 
 
 WHEN = datetime(2024, 3, 5, 14, 7, 9, 123000, tzinfo=UTC)

@@ -17,11 +17,8 @@ import pytest
 
 from otsight.capture import framing
 from otsight.dissect import opcua as U
-from otsight.encode.pcapfile import PcapWriter
-from otsight.encode.tcp_session import TcpConversation
 from otsight.testing.decode import decode
 from tests.dissect.tshark_diff import (
-    SKIP,
     Comparison,
     as_int,
     decoded_corpus,
@@ -31,6 +28,7 @@ from tests.dissect.tshark_diff import (
     ours_by_frame,
     tshark_pdus,
 )
+from tests.encode_capture import write_tcp_exchanges
 
 COLUMNS = [
     "message_type",
@@ -65,16 +63,13 @@ _int = partial(field_int, "opcua")
 _present = partial(field_present, "opcua")
 
 
+def _is_opn(p):
+    return first(_o(p), "opcua.transport.type") == "OPN"
+
+
 def _only_opn(name):
     """A field of the OpenSecureChannel body (GetEndpoints answers repeat some names)."""
-
-    def get(p):
-        v = first(_o(p), name)
-        if first(_o(p), "opcua.transport.type") != "OPN" or v is None:
-            return SKIP
-        return as_int(v)
-
-    return get
+    return _present(name, when=_is_opn)
 
 
 def _token(p):
@@ -213,18 +208,7 @@ def _opn_response(handle: int, channel: int, token: int) -> bytes:
 
 
 def _write(path: Path, exchanges: list[tuple[bool, bytes]], port: int = 4840) -> None:
-    conv = TcpConversation(
-        "02:00:00:00:00:01", "10.1.0.1", 40001, "02:00:00:00:00:02", "10.1.0.2", port, 1000, 5000
-    )
-    ts = 1_700_000_000_000_000_000
-    with PcapWriter(path) as w:
-        for frame in conv.handshake():
-            ts += 1_000_000
-            w.write(ts, frame)
-        for from_client, payload in exchanges:
-            for frame in conv.send(from_client, payload):
-                ts += 10_000_000  # 10 ms apart
-                w.write(ts, frame)
+    write_tcp_exchanges(path, exchanges, port)
 
 
 def _rows(d) -> list[dict]:

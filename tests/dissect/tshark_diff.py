@@ -132,14 +132,17 @@ def field_int(layer: str, name: str) -> Callable[[dict[str, Any]], int | None]:
 
 
 def field_present(
-    layer: str, name: str, conv: Callable[[str], Any] = as_int
+    layer: str,
+    name: str,
+    conv: Callable[[str], Any] = as_int,
+    when: Callable[[dict[str, Any]], bool] | None = None,
 ) -> Callable[[dict[str, Any]], Any]:
     """Extractor compared only where tshark shows the field (it decodes what it can, as
-    otsight does): ``conv`` of its first value, else SKIP."""
+    otsight does) and ``when`` holds for the PDU: ``conv`` of its first value, else SKIP."""
 
     def get(p: dict[str, Any]) -> Any:
         v = first(p[layer], name)
-        return SKIP if v is None else conv(v)
+        return SKIP if v is None or (when is not None and not when(p)) else conv(v)
 
     return get
 
