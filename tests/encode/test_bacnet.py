@@ -9,21 +9,22 @@ reinitialize parameters); those are checked as labels.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from otsight.encode import bacnet as B
-from otsight.testing.decode import decode
 from tests.encode.wire import (
+    Built,
     Capture,
+    decode_clean,
     expert,
     fields,
     ints,
     labels,
     problems,
     protocols,
+    rows_by_frame,
     udp_frame,
 )
 
@@ -328,12 +329,6 @@ WS_FIELDS = sorted(
 )  # fmt: skip
 
 
-@dataclass
-class Built:
-    path: Path
-    frame_of: dict[str, int]
-
-
 @pytest.fixture(scope="module")
 def built(tmp_path_factory: pytest.TempPathFactory) -> Built:
     cap = Capture()
@@ -363,10 +358,7 @@ def texts(tshark: str, built: Built) -> dict[int, list[str]]:
 
 @pytest.fixture(scope="module")
 def ours(built: Built) -> dict[int, dict[str, Any]]:
-    d = decode(built.path)
-    assert not d.failures, d.failures
-    assert d.tables["weird"].num_rows == 0, d.tables["weird"].to_pylist()
-    return {row["frame"]: row for row in d.tables["bacnet"].to_pylist()}
+    return rows_by_frame(decode_clean(built.path).tables["bacnet"])
 
 
 # ---- tshark ------------------------------------------------------------------------------

@@ -15,14 +15,15 @@ from typing import Any
 import pytest
 
 from otsight.encode import dnp3 as D
-from otsight.testing.decode import decode
 from tests.encode.wire import (
     Capture,
+    decode_clean,
     expert,
     fields,
     ints,
     problems,
     protocols,
+    rows_by_frame,
     tcp_conversation,
     udp_frame,
     ws_time_ms,
@@ -291,10 +292,7 @@ def ws(tshark: str, built: Built) -> dict[int, dict[str, list[str]]]:
 
 @pytest.fixture(scope="module")
 def ours(built: Built) -> dict[int, dict[str, Any]]:
-    d = decode(built.path)
-    assert not d.failures, d.failures
-    assert d.tables["weird"].num_rows == 0, d.tables["weird"].to_pylist()
-    return {row["frame"]: row for row in d.tables["dnp3"].to_pylist()}
+    return rows_by_frame(decode_clean(built.path).tables["dnp3"])
 
 
 # ---- tshark ------------------------------------------------------------------------------

@@ -9,20 +9,21 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass, field
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from otsight.encode import iec104 as I
-from otsight.testing.decode import decode
 from tests.encode.wire import (
+    Built,
     Capture,
+    decode_clean,
     expert,
     fields,
     ints,
     problems,
     protocols,
+    rows_by_frame,
     tcp_conversation,
     ws_time_ms,
 )
@@ -206,12 +207,6 @@ WS_FIELDS = sorted(
 )  # fmt: skip
 
 
-@dataclass
-class Built:
-    path: Path
-    frame_of: dict[str, int]
-
-
 @pytest.fixture(scope="module")
 def built(tmp_path_factory: pytest.TempPathFactory) -> Built:
     cap = Capture()
@@ -230,10 +225,7 @@ def ws(tshark: str, built: Built) -> dict[int, dict[str, list[str]]]:
 
 @pytest.fixture(scope="module")
 def ours(built: Built) -> dict[int, dict[str, Any]]:
-    d = decode(built.path)
-    assert not d.failures, d.failures
-    assert d.tables["weird"].num_rows == 0, d.tables["weird"].to_pylist()
-    return {row["frame"]: row for row in d.tables["iec104"].to_pylist()}
+    return rows_by_frame(decode_clean(built.path).tables["iec104"])
 
 
 # ---- tshark ------------------------------------------------------------------------------

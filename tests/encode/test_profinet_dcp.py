@@ -8,15 +8,23 @@ inputs, never from a decoder's output.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from otsight.encode import packets as pk
 from otsight.encode import profinet_dcp as P
-from otsight.testing.decode import decode
-from tests.encode.wire import Capture, expert, fields, ints, problems, protocols
+from tests.encode.wire import (
+    Built,
+    Capture,
+    decode_clean,
+    expert,
+    fields,
+    ints,
+    problems,
+    protocols,
+    rows_by_frame,
+)
 
 ES, PLC, DEV = "02:00:00:00:00:99", "02:00:00:00:00:10", "00:1b:1b:01:02:03"
 SIEMENS, ET200SP = 0x002A, 0x0313
@@ -198,12 +206,6 @@ WS_FIELDS = sorted(
 )  # fmt: skip
 
 
-@dataclass
-class Built:
-    path: Path
-    frame_of: dict[str, int]
-
-
 @pytest.fixture(scope="module")
 def built(tmp_path_factory: pytest.TempPathFactory) -> Built:
     cap = Capture()
@@ -222,13 +224,8 @@ def ws(tshark: str, built: Built) -> dict[int, dict[str, list[str]]]:
 
 @pytest.fixture(scope="module")
 def ours(built: Built) -> dict[str, dict[int, dict[str, Any]]]:
-    d = decode(built.path)
-    assert not d.failures, d.failures
-    assert d.tables["weird"].num_rows == 0, d.tables["weird"].to_pylist()
-    return {
-        t: {row["frame"]: row for row in d.tables[t].to_pylist()}
-        for t in ("profinet_dcp", "profinet_rt")
-    }
+    d = decode_clean(built.path)
+    return {t: rows_by_frame(d.tables[t]) for t in ("profinet_dcp", "profinet_rt")}
 
 
 # ---- tshark ------------------------------------------------------------------------------

@@ -11,12 +11,15 @@ import json
 import os
 import subprocess
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from otsight.encode import packets as pk
 from otsight.encode.pcapfile import PcapWriter
 from otsight.encode.tcp_session import TcpConversation
+from otsight.testing.decode import decode
 
 CLIENT_MAC, SERVER_MAC = "02:00:00:00:00:01", "02:00:00:00:00:02"
 CLIENT_IP, SERVER_IP = "10.0.0.1", "10.0.0.2"
@@ -49,6 +52,27 @@ class Capture:
             for k, frame in enumerate(self.frames):
                 w.write(T0 + k * 1_000_000, frame)
         return path
+
+
+@dataclass
+class Built:
+    """The capture a test module wrote, and the frame number of each case."""
+
+    path: Path
+    frame_of: dict[str, int]
+
+
+def decode_clean(path: Path) -> Any:
+    """otsight's decode of ``path``, which must hold no failure and no weird row."""
+    d = decode(path)
+    assert not d.failures, d.failures
+    assert d.tables["weird"].num_rows == 0, d.tables["weird"].to_pylist()
+    return d
+
+
+def rows_by_frame(table: Any) -> dict[int, dict[str, Any]]:
+    """Rows of an otsight table by frame number (one row per frame)."""
+    return {row["frame"]: row for row in table.to_pylist()}
 
 
 def tcp_conversation(server_port: int, client_port: int = 40000) -> TcpConversation:
