@@ -289,7 +289,7 @@ def _emit_pdu(P, M, F, K, rec, side, frame, first_frame, ts, in_arena, off, leng
     F[rec, F_PDUS] += 1
 
 
-@njit(cache=True, inline="always", _nrt=False)
+@njit(cache=True, _nrt=False)  # called, not inlined: keeps compile time down
 def _deliver(
     src, so, n, zero_copy, rec, side, frame, ts, pkt, F, K, M, SPOOL, BPOOL, SFREE, BFREE, P, A, G
 ):
@@ -443,7 +443,7 @@ def _decide(rec, framer, frame, ts, pkt, F, K, M, SPOOL, BPOOL, SFREE, BFREE, P,
         _slot_free(M, SFREE, BFREE, s)
 
 
-@njit(cache=True, inline="always", _nrt=False)
+@njit(cache=True, _nrt=False)  # called, not inlined: keeps compile time down
 def _frame(
     src, so, n, zero_copy, rec, side, frame, ts, pkt, F, K, M, SPOOL, BPOOL, SFREE, BFREE, P, A, G
 ):
@@ -574,7 +574,7 @@ def _frame(
 
 
 # ---- stream breaks and out-of-order segments ---------------------------------------------
-@njit(cache=True, inline="always", _nrt=False)
+@njit(cache=True, _nrt=False)  # called, not inlined: keeps compile time down
 def _break_stream(rec, side, frame, ts, pkt, F, K, M, SFREE, BFREE, G):
     """Bytes are missing: drop a half-assembled PDU and resynchronise on the next header."""
     s = F[rec, F_CARRY0 + side]

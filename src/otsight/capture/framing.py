@@ -161,7 +161,7 @@ def _enip_header_ok(b, p):
     return False
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True)
 def pdu_length(framer, b, p, avail):
     """Total length of the PDU starting at ``b[p]``, NEED_MORE, or INVALID."""
     if avail < header_bytes(framer):
