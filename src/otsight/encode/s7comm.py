@@ -525,6 +525,15 @@ def _name(filename: str) -> bytes:
     return bytes([len(raw)]) + raw
 
 
+def _block_param(
+    func: int, block_type: str, number: int, filesystem: str, status: int = 0x00
+) -> bytes:
+    """Parameter of the block jobs (0x1A..0x1D): function, status, reserved, the filename."""
+    return bytes([func, 0x00, status, 0x00, 0, 0, 0, 0]) + _name(
+        block_filename(block_type, number, filesystem)
+    )
+
+
 def request_download_request(
     pdu_ref: int,
     block_type: str,
@@ -535,13 +544,8 @@ def request_download_request(
 ) -> bytes:
     """Job 0x1A: the engineering station announces a block download (lengths in bytes)."""
     part2 = f"1{load_memory_length:06d}{mc7_length:06d}".encode("ascii")
-    param = (
-        bytes([FUNC_REQUEST_DOWNLOAD, 0x00, 0x01, 0x00, 0, 0, 0, 0])
-        + _name(block_filename(block_type, number, filesystem))
-        + bytes([len(part2)])
-        + part2
-    )
-    return _job(pdu_ref, param)
+    param = _block_param(FUNC_REQUEST_DOWNLOAD, block_type, number, filesystem, status=0x01)
+    return _job(pdu_ref, param + bytes([len(part2)]) + part2)
 
 
 def request_download_response(pdu_ref: int) -> bytes:
@@ -553,10 +557,7 @@ def download_block_request(
     pdu_ref: int, block_type: str, number: int, filesystem: str = "P"
 ) -> bytes:
     """Job 0x1B: the PLC asks for the next part of the block (the PLC is the client here)."""
-    param = bytes([FUNC_DOWNLOAD_BLOCK, 0x00, 0x00, 0x00, 0, 0, 0, 0]) + _name(
-        block_filename(block_type, number, filesystem)
-    )
-    return _job(pdu_ref, param)
+    return _job(pdu_ref, _block_param(FUNC_DOWNLOAD_BLOCK, block_type, number, filesystem))
 
 
 def _block_data(func: int, data: bytes, more: bool) -> tuple[bytes, bytes]:
@@ -573,10 +574,7 @@ def download_ended_request(
     pdu_ref: int, block_type: str, number: int, filesystem: str = "P"
 ) -> bytes:
     """Job 0x1C: the PLC reports the block complete."""
-    param = bytes([FUNC_DOWNLOAD_ENDED, 0x00, 0x00, 0x00, 0, 0, 0, 0]) + _name(
-        block_filename(block_type, number, filesystem)
-    )
-    return _job(pdu_ref, param)
+    return _job(pdu_ref, _block_param(FUNC_DOWNLOAD_ENDED, block_type, number, filesystem))
 
 
 def download_ended_response(pdu_ref: int) -> bytes:
@@ -588,10 +586,7 @@ def start_upload_request(
     pdu_ref: int, block_type: str, number: int, filesystem: str = "A"
 ) -> bytes:
     """Job 0x1D: the client asks to upload (read out) a block."""
-    param = bytes([FUNC_START_UPLOAD, 0x00, 0x00, 0x00, 0, 0, 0, 0]) + _name(
-        block_filename(block_type, number, filesystem)
-    )
-    return _job(pdu_ref, param)
+    return _job(pdu_ref, _block_param(FUNC_START_UPLOAD, block_type, number, filesystem))
 
 
 def start_upload_response(pdu_ref: int, upload_id: int, block_length: int) -> bytes:
