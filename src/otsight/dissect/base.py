@@ -178,7 +178,10 @@ class ChunkContext:
         return self._memo[key]
 
     def ethertype(self, value: int) -> np.ndarray:
-        return np.flatnonzero(self.cols[:, L.ETHERTYPE] == value)
+        types = self._memo.get("ethertypes")
+        if types is None:  # one strided read of the column, shared by every L2 dissector
+            types = self._memo["ethertypes"] = np.ascontiguousarray(self.cols[:, L.ETHERTYPE])
+        return np.flatnonzero(types == value)
 
     # -- building rows ----------------------------------------------------------------------
     def pdu_envelope(self, idx: np.ndarray) -> dict[str, pa.Array]:
