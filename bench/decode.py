@@ -64,6 +64,23 @@ TSHARK_FIELDS = (
     "tcp.ack_raw tcp.len tcp.stream udp.srcport udp.dstport udp.stream"
 ).split()
 
+# The protocol fields of the dissector tables (issue 3: "with the equivalent fields"),
+# added by --tshark-fields=ics to the layer-2/3/4 ones.
+TSHARK_ICS_FIELDS = (
+    "mbtcp.trans_id mbtcp.unit_id modbus.func_code modbus.exception_code modbus.reference_num "
+    "modbus.word_cnt modbus.regval_uint16 modbus.request_frame "
+    "enip.command enip.session enip.status enip.context cip.sc cip.class cip.instance "
+    "cip.attribute cip.symbol cip.genstat cip.cm.ot_connid cip.cm.to_connid "
+    "s7comm.header.rosctr s7comm.header.pduref s7comm.param.func s7comm.param.item.area "
+    "s7comm.param.item.db s7comm.param.item.address s7comm.data.returncode "
+    "s7comm.data.userdata.szl_id cotp.type "
+    "dnp3.src dnp3.dst dnp3.ctl.dir dnp3.al.func dnp3.al.seq dnp3.al.obj "
+    "iec60870_104.type iec60870_asdu.typeid iec60870_asdu.causetx iec60870_asdu.addr "
+    "iec60870_asdu.ioa bacapp.type bacapp.confirmed_service bacapp.invoke_id "
+    "pn_dcp.service_id pn_dcp.xid opcua.transport.type opcua.servicenodeid.numeric "
+    "goose.stNum goose.sqNum"
+).split()
+
 # The wrapper: argv = [stdout_path | "-count", stderr_path, cmd...]; prints one JSON line.
 WRAPPER = r"""
 import json, os, sys, time
@@ -271,9 +288,9 @@ def run_otsight(otsight: list[str], capture: str) -> tuple[Run, int | None]:
     return run, packets
 
 
-def run_tshark(capture: str, count_lines: bool) -> Run:
+def run_tshark(capture: str, count_lines: bool, ics: bool = False) -> Run:
     cmd = ["tshark", "-n", "-r", capture, "-T", "fields", "-E", "separator=,"]
-    for fld in TSHARK_FIELDS:
+    for fld in TSHARK_FIELDS + (TSHARK_ICS_FIELDS if ics else ()):
         cmd += ["-e", fld]
     run = run_measured(cmd, None, count_lines)
     if run.rc != 0:
@@ -322,6 +339,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--no-warmup", action="store_true", help="skip the otsight warm-up run")
     ap.add_argument("--repeat", type=int, default=1, help="runs per tool; min wall kept")
     ap.add_argument("--tshark-count", action="store_true", help="verify tshark line count")
+    ap.add_argument(
+        "--tshark-fields",
+        choices=("l2l4", "ics"),
+        default="l2l4",
+        help="tshark's fields: layer 2-4 only, or also the industrial protocol fields",
+    )
     ap.add_argument("--json", action="store_true", help="print one JSON object")
     args = ap.parse_args(argv)
 
@@ -363,7 +386,7 @@ def main(argv: list[str] | None = None) -> int:
                     r, pk = run_otsight(otsight, cap)
                     rec["packets_otsight"] = pk
                 elif tool == "tshark":
-                    r = run_tshark(cap, args.tshark_count)
+                    r = run_tshark(cap, args.tshark_count, args.tshark_fields == "ics")
                     if r.lines is not None and r.lines != counted[cap]:
                         loud(f"tshark printed {r.lines} lines, expected {counted[cap]} ({cap})")
                 else:
