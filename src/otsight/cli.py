@@ -121,6 +121,18 @@ def _progress_reporter(enabled: bool):
     return progress, update
 
 
+def _finish_run(first_run: bool, summary: dict[str, Any]) -> None:
+    """After a decoding run: remember the kernels are compiled, report warnings and errors."""
+    if first_run:
+        from otsight._jit import mark_kernels_cached
+
+        mark_kernels_cached()
+    for w in summary["warnings"]:
+        _warn(w)
+    for e in summary["errors"]:
+        _err(e)
+
+
 def _print_summary(summary: dict[str, Any]) -> None:
     from rich.console import Console
     from rich.table import Table
@@ -194,7 +206,7 @@ def analyze(
     if missing:
         _err("no such capture file: " + ", ".join(missing))
         raise typer.Exit(EXIT_INPUT)
-    from otsight._jit import kernels_cached, mark_kernels_cached
+    from otsight._jit import kernels_cached
 
     first_run = not kernels_cached()
     if first_run:
@@ -220,12 +232,7 @@ def analyze(
             summary = run(captures, out, wanted, update, command="analyze")
     else:
         summary = run(captures, out, wanted, None, command="analyze")
-    if first_run:
-        mark_kernels_cached()
-    for w in summary["warnings"]:
-        _warn(w)
-    for e in summary["errors"]:
-        _err(e)
+    _finish_run(first_run, summary)
     if as_json:
         _print_json(summary)
     else:
@@ -426,7 +433,7 @@ def demo(
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
 ) -> None:
     """Simulate a water plant under attack, analyse the capture, summarise what was seen."""
-    from otsight._jit import kernels_cached, mark_kernels_cached
+    from otsight._jit import kernels_cached
 
     first_run = not kernels_cached()
     if first_run:
@@ -434,12 +441,7 @@ def demo(
     from otsight.demo import run_demo
 
     summary = run_demo(out)
-    if first_run:
-        mark_kernels_cached()
-    for w in summary["warnings"]:
-        _warn(w)
-    for e in summary["errors"]:
-        _err(e)
+    _finish_run(first_run, summary)
     if as_json:
         _print_json(summary)
         return

@@ -16,6 +16,7 @@ import struct
 import numpy as np
 
 from otsight._jit import njit
+from otsight.capture.framing import _dnp3_crc  # the link-layer CRC the framer checks
 from otsight.encode import dnp3 as dnp
 from otsight.encode import enip as en
 from otsight.encode import iec104 as i104
@@ -91,19 +92,6 @@ def s7_read_db(
 
 
 # ---- DNP3 ---------------------------------------------------------------------------------
-
-
-@njit(cache=True, nogil=True)
-def _dnp3_crc(b, p, n):
-    crc = 0
-    for i in range(n):
-        crc ^= np.int64(b[p + i])
-        for _ in range(8):
-            if crc & 1:
-                crc = (crc >> 1) ^ 0xA6BC
-            else:
-                crc >>= 1
-    return (~crc) & 0xFFFF
 
 
 @njit(cache=True, nogil=True)
