@@ -25,9 +25,10 @@ from otsight.encode import modbus as mb
 from otsight.encode import packets as pk
 from otsight.encode import profinet_dcp as pn
 from otsight.encode import s7comm as s7
-from otsight.sim import engineering, polling, tcp
+from otsight.sim import engineering, it_background, polling, tcp
 from otsight.sim import iec104 as iec
 from otsight.sim.model import AttackSpec, ModelError, parse_duration
+from otsight.sim.wire import ACK, RST, SYN, TCP
 from otsight.sim.world import MS, S, World
 
 INTRUDER_MAC = "3c:52:82:6e:1f:07"
@@ -111,10 +112,6 @@ def _exchanges(w: World, pairs: list[tuple[bytes, bytes | None]], gap_ms: tuple[
     "44818, 47808) from an intruder's laptop; open ports answer SYN-ACK, closed ones RST.",
 )
 def _network_scan(w: World, params: dict, at: int, label: int) -> None:
-    import ipaddress
-
-    from otsight.sim.wire import ACK, RST, SYN, TCP
-
     src = source(w, params)
     net = params.get("network", "control")
     subnet = ipaddress.IPv4Network(w.plant.networks[net]["subnet"])
@@ -441,8 +438,6 @@ def catalogue() -> list[dict]:
     "share (lateral tool transfer into the control zone).",
 )
 def _smb_copy_to_ews(w: World, params: dict, at: int, label: int) -> None:
-    from otsight.sim import it_background
-
     ews = params.get("target") or w.plant.engineering.get("workstation")
     src = params.get("from") or next(
         (d.name for d in w.plant.devices.values() if d.role == "workstation"), None
@@ -471,8 +466,6 @@ def _smb_copy_to_ews(w: World, params: dict, at: int, label: int) -> None:
     "(remote services crossing the IT/OT boundary).",
 )
 def _rdp_it_to_control(w: World, params: dict, at: int, label: int) -> None:
-    from otsight.sim import it_background
-
     dst = params.get("target") or w.plant.engineering.get("workstation")
     src = params.get("from") or next(
         (d.name for d in w.plant.devices.values() if d.role == "workstation"), None

@@ -7,6 +7,7 @@ from __future__ import annotations
 import numpy as np
 
 from otsight.encode import packets as pk
+from otsight.sim import it_background
 from otsight.sim.world import MS, S, World
 
 BROADCAST = "ff:ff:ff:ff:ff:ff"
@@ -15,19 +16,7 @@ BROADCAST = "ff:ff:ff:ff:ff:ff"
 def build(w: World) -> None:
     _lldp(w)
     _arp(w)
-    it = _it_module()
-    if it is not None:
-        from otsight.sim import it_background
-
-        it_background.build(w)
-
-
-def _it_module():
-    try:
-        from otsight.encode import it
-    except ImportError:
-        return None
-    return it
+    it_background.build(w)
 
 
 def _lldp(w: World) -> None:

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from otsight.sim.wire import ACK, FIN, PSH, SYN, TCP, Packets
+from otsight.sim.wire import ACK, FIN, PSH, SYN, TCP, UDP, Packets
 
 MS = 1_000_000
 
@@ -145,8 +145,6 @@ def udp(
     ttl: int = 64,
 ) -> None:
     """Add UDP datagrams (IP identifiers drawn from the timestamp: unique enough)."""
-    from otsight.sim.wire import UDP
-
     out.add(
         ts=ts,
         kind=UDP,
