@@ -14,12 +14,18 @@ from otsight.capture import _track as T
 from otsight.capture import framing
 from otsight.capture.addresses import constant_string, ip_array, mac_array, names_array
 from otsight.capture.lldp import parse_lldp
+from otsight.capture.pdu_columns import pdu_columns
 from otsight.dissect import _l2l4 as L
 from otsight.dissect.routing import ETHERTYPE_PROTOCOLS
 
 TRANSPORTS = {6: "tcp", 17: "udp", 1: "icmp", 58: "icmpv6", 132: "sctp", 136: "udplite"}
 _HOW = {T.HOW_SYN: "syn", T.HOW_SYNACK: "synack", T.HOW_PORT: "port", T.HOW_FIRST: "first"}
 _ARP_OPS = {1: "request", 2: "reply", 3: "rarp_request", 4: "rarp_reply"}
+
+# the pdus table's protocol dictionary: every framer's name, indexed by framer code
+_FRAMER_VALUES = pa.array(
+    [framing.FRAMER_NAMES.get(k, str(k)) for k in range(max(framing.FRAMER_NAMES) + 1)]
+)
 
 # conn_state codes, indexed by the small integer computed in _conn_state
 _STATES = [
@@ -122,19 +128,20 @@ def flows_batch(F: np.ndarray, K: np.ndarray, capture: str) -> pa.RecordBatch:
 
 def pdus_batch(P: np.ndarray, capture: str) -> pa.RecordBatch:
     n = P.shape[0]
+    c = pdu_columns(P)
     cols = {
         "capture": constant_string(capture, n),
-        "frame": pa.array(P[:, T.P_FRAME]),
-        "ts": _ts(P[:, T.P_TS]),
+        "frame": pa.array(c["frame"]),
+        "ts": _ts(c["ts"]),
         "first_frame": pa.array(P[:, T.P_FIRST_FRAME]),
-        "flow_id": pa.array(P[:, T.P_FLOW]),
-        "src_ip": ip_array(P[:, T.P_SRC_HI].view(np.uint64), P[:, T.P_SRC_LO].view(np.uint64)),
-        "dst_ip": ip_array(P[:, T.P_DST_HI].view(np.uint64), P[:, T.P_DST_LO].view(np.uint64)),
-        "src_port": pa.array(P[:, T.P_SPORT].astype(np.int32)),
-        "dst_port": pa.array(P[:, T.P_DPORT].astype(np.int32)),
-        "is_orig": pa.array(P[:, T.P_ORIG] != 0),
-        "protocol": names_array(P[:, T.P_FRAMER], framing.FRAMER_NAMES),
-        "length": pa.array(P[:, T.P_LEN].astype(np.int32)),
+        "flow_id": pa.array(c["flow"]),
+        "src_ip": ip_array(c["src_hi"], c["src_lo"]),
+        "dst_ip": ip_array(c["dst_hi"], c["dst_lo"]),
+        "src_port": pa.array(c["sport"]),
+        "dst_port": pa.array(c["dport"]),
+        "is_orig": pa.array(c["orig"]),
+        "protocol": pa.DictionaryArray.from_arrays(pa.array(c["framer"]), _FRAMER_VALUES),
+        "length": pa.array(c["length"]),
     }
     return pa.RecordBatch.from_pydict(cols, schema=E.PDUS)
 

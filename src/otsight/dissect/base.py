@@ -24,10 +24,53 @@ import numpy as np
 import pyarrow as pa
 
 from otsight import events as E
+from otsight._jit import njit
 from otsight.attack import check_ids
 from otsight.capture import _track as T
 from otsight.capture.addresses import constant_string, ip_array
+from otsight.capture.pdu_columns import pdu_columns
 from otsight.dissect import _l2l4 as L
+
+# Codes below this get a table entry (named codes and unknown codes seen so far).
+_LUT_MAX = 1 << 20
+_NO_ROWS = np.zeros(0, np.bool_)
+
+
+@njit(cache=True, nogil=True)
+def _lut_indices(lut, codes, missing, idx, bits):
+    """``idx`` = table index of each code (0 where ``missing``), ``bits`` = Arrow validity.
+    Returns (null count, whether some code has no entry yet)."""
+    n = codes.shape[0]
+    has_missing = missing.shape[0] > 0
+    nulls = 0
+    todo = False
+    bits[:] = 0
+    for i in range(n):
+        if has_missing and missing[i]:
+            idx[i] = 0
+            nulls += 1
+            continue
+        bits[i >> 3] |= np.uint8(1 << (i & 7))
+        c = codes[i]
+        k = lut[c] if 0 <= c < lut.shape[0] else -1
+        idx[i] = k
+        if k < 0:
+            todo = True
+    return nulls, todo
+
+
+@njit(cache=True, nogil=True)
+def _nonnegative_bitmap(v, bits):
+    """Arrow validity bitmap of ``v >= 0``; returns the null count."""
+    nulls = 0
+    bits[:] = 0
+    for i in range(v.shape[0]):
+        if v[i] >= 0:
+            bits[i >> 3] |= np.uint8(1 << (i & 7))
+        else:
+            nulls += 1
+    return nulls
+
 
 CATEGORIES = (
     "read",
@@ -88,44 +131,76 @@ class Semantics:
 
     def names(self, codes: np.ndarray, missing: np.ndarray | None = None) -> pa.DictionaryArray:
         """Vectorised: integer codes → names (unknown codes as 'unknown_N'); rows where
-        ``missing`` is true are null. A lookup table, not a sort: this runs on every row."""
-        lut, known = self._lookup()
+        ``missing`` is true are null. A lookup table, not a sort: this runs on every row.
+
+        Codes the table does not name get an entry the first time they are seen, so later
+        chunks find them in the table too; the dictionary only ever grows, hence a batch's
+        dictionary may hold names no row of it uses."""
         codes = np.asarray(codes, np.int64)
-        inside = (codes >= 0) & (codes < lut.shape[0])
-        idx = lut[np.where(inside, codes, 0)]
-        idx[~inside] = -1
-        todo = idx < 0
-        if missing is not None:
-            todo &= ~missing
-        values = known
-        if todo.any():  # codes beyond the table or unknown: named one by one (rare)
-            extra, inverse = np.unique(codes[todo], return_inverse=True)
-            idx[todo] = len(known) + inverse.reshape(-1)
-            values = known + [self.name(int(c)) for c in extra]
-        mask = None
-        if missing is not None and missing.any():
-            mask = missing
-            idx[missing] = 0
-        indices = pa.array(idx.astype(np.int32), mask=mask)
-        return pa.DictionaryArray.from_arrays(indices, pa.array(values, pa.string()))
+        n = codes.shape[0]
+        lut = self._lookup()
+        if missing is None:
+            missing = _NO_ROWS
+        idx = np.empty(n, np.int32)
+        bits = np.empty((n + 7) // 8, np.uint8)
+        nulls, todo = _lut_indices(lut, codes, missing, idx, bits)
+        if todo:
+            lut = self._name_new_codes(codes, missing, idx)
+        if self._values is None:
+            self._values = pa.array(self._names, pa.string())
+        validity = pa.py_buffer(bits) if nulls else None
+        indices = pa.Array.from_buffers(
+            pa.int32(), n, [validity, pa.py_buffer(idx)], null_count=nulls
+        )
+        return pa.DictionaryArray.from_arrays(indices, self._values, safe=False)
 
     def optional_names(self, codes: np.ndarray) -> pa.DictionaryArray:
         """Names of codes, null where the code is absent (negative)."""
         codes = np.asarray(codes, np.int64)
         return self.names(np.maximum(codes, 0), missing=codes < 0)
 
-    def _lookup(self) -> tuple[np.ndarray, list[str]]:
+    def _lookup(self) -> np.ndarray:
         lut = self.__dict__.get("_lut")
         if lut is None:
             ints = {int(k): m.name for k, m in self.rows.items() if isinstance(k, int) and k >= 0}
-            size = min(max(ints, default=0) + 1, 1 << 20)
-            names = sorted(set(ints.values()))
-            at = {n: i for i, n in enumerate(names)}
-            table = np.full(size, -1, np.int32)
+            size = min(max(ints, default=0) + 1, _LUT_MAX)
+            self._names = sorted(set(ints.values()))
+            at = {n: i for i, n in enumerate(self._names)}
+            lut = np.full(size, -1, np.int32)
             for k, name in ints.items():
                 if k < size:
-                    table[k] = at[name]
-            lut = self._lut = (table, names)
+                    lut[k] = at[name]
+            self._lut = lut
+            self._values: pa.Array | None = None
+            self._extra: dict[int, int] = {}  # codes past the table's reach → name index
+        return lut
+
+    def _name_new_codes(self, codes: np.ndarray, missing: np.ndarray, idx: np.ndarray):
+        """Give the codes the table did not know a name (and a table entry when in reach)."""
+        todo = (idx < 0) & ~missing if missing.shape[0] else idx < 0
+        new, inverse = np.unique(codes[todo], return_inverse=True)
+        lut = self._lut
+        top = int(new.max())
+        if top >= lut.shape[0] and top < _LUT_MAX:
+            size = lut.shape[0]
+            while size <= top:
+                size *= 2
+            grown = np.full(min(size, _LUT_MAX), -1, np.int32)
+            grown[: lut.shape[0]] = lut
+            lut = self._lut = grown
+        slot = np.empty(new.shape[0], np.int32)
+        for i, code in enumerate(new.tolist()):
+            at = lut[code] if 0 <= code < lut.shape[0] else self._extra.get(code, -1)
+            if at < 0:
+                at = len(self._names)
+                self._names.append(self.name(code))
+                self._values = None
+                if 0 <= code < lut.shape[0]:
+                    lut[code] = at
+                else:
+                    self._extra[code] = at
+            slot[i] = at
+        idx[todo] = slot[inverse.reshape(-1)]
         return lut
 
     def techniques(self) -> set[str]:
@@ -186,22 +261,17 @@ class ChunkContext:
     # -- building rows ----------------------------------------------------------------------
     def pdu_envelope(self, idx: np.ndarray) -> dict[str, pa.Array]:
         """The common columns of rows that come from framed PDUs ``idx``."""
-        P = self.track.pdus
-        n = idx.shape[0]
+        c = pdu_columns(self.track.pdus, idx)
         return {
-            "capture": constant_string(self.capture, n),
-            "frame": pa.array(P[idx, T.P_FRAME]),
-            "ts": _ts(P[idx, T.P_TS]),
-            "src_ip": ip_array(
-                P[idx, T.P_SRC_HI].view(np.uint64), P[idx, T.P_SRC_LO].view(np.uint64)
-            ),
-            "dst_ip": ip_array(
-                P[idx, T.P_DST_HI].view(np.uint64), P[idx, T.P_DST_LO].view(np.uint64)
-            ),
-            "src_port": pa.array(P[idx, T.P_SPORT].astype(np.int32)),
-            "dst_port": pa.array(P[idx, T.P_DPORT].astype(np.int32)),
-            "flow_id": pa.array(P[idx, T.P_FLOW]),
-            "is_orig": pa.array(P[idx, T.P_ORIG] != 0),
+            "capture": constant_string(self.capture, idx.shape[0]),
+            "frame": pa.array(c["frame"]),
+            "ts": _ts(c["ts"]),
+            "src_ip": ip_array(c["src_hi"], c["src_lo"]),
+            "dst_ip": ip_array(c["dst_hi"], c["dst_lo"]),
+            "src_port": pa.array(c["sport"]),
+            "dst_port": pa.array(c["dport"]),
+            "flow_id": pa.array(c["flow"]),
+            "is_orig": pa.array(c["orig"]),
         }
 
     def packet_envelope(self, pkt: np.ndarray) -> dict[str, pa.Array]:
@@ -275,8 +345,22 @@ def take_envelope(envelope: dict[str, pa.Array], rows: np.ndarray) -> dict[str, 
 
 
 def null_negative(v: np.ndarray, dtype: Any) -> pa.Array:
-    """Integer column ``v`` as ``dtype``, null where negative (absent)."""
-    return pa.array(v.astype(dtype), mask=v < 0)
+    """Integer column ``v`` as ``dtype``, null where negative (absent).
+
+    Built from buffers (values + a bitmap made in one pass); a column with no value at
+    all in this chunk — most of the rare fields — is a plain null array."""
+    n = v.shape[0]
+    if n == 0 or v.min() >= 0:
+        return pa.array(v.astype(dtype, copy=False))
+    atype = pa.from_numpy_dtype(dtype)
+    if v.max() < 0:
+        return pa.nulls(n, atype)
+    bits = np.empty((n + 7) // 8, np.uint8)
+    nulls = _nonnegative_bitmap(v, bits)
+    values = np.ascontiguousarray(v.astype(dtype, copy=False))
+    return pa.Array.from_buffers(
+        atype, n, [pa.py_buffer(bits), pa.py_buffer(values)], null_count=nulls
+    )
 
 
 def dictionary_column(indices: np.ndarray, strings: list[str]) -> pa.DictionaryArray:

@@ -39,6 +39,7 @@ from otsight.dissect.base import (
     Dissector,
     Meaning,
     Semantics,
+    null_negative,
     pairing_columns,
     take_envelope,
 )
@@ -1350,72 +1351,208 @@ def _dict_array(idx: np.ndarray, names: list[str], mask: np.ndarray | None = Non
     )
 
 
-def _service_meanings(svc, cls, logix, pkey):
-    """Meaning index of each CIP row (-1: unknown), class-scoped."""
-    n = svc.shape[0]
-    s = svc & 0x7F
-    scope = np.full(n, -1, np.int64)
-    common = s < 0x4B
-    scope[common] = _M.GENERIC
-    spec = ~common
-    scope[spec & (cls == 0x06)] = _M.CM
-    scope[spec & (cls == 0x67)] = _M.PCCC_OBJ
-    scope[spec & (cls == 0x37)] = _M.FILE
-    scope[spec & (scope < 0) & logix] = _M.LOGIX
-    idx = np.full(n, -1, np.int64)
-    known = scope >= 0
-    idx[known] = _M.luts[scope[known], s[known]]
-    for (c, sv), mid in _M.by_class.items():
-        idx[(cls == c) & (s == sv)] = mid
-    if (pkey >= 0).any():
-        for k, mid in _M.pccc.items():
-            idx[pkey == k] = mid
-    return idx, scope
+@njit(cache=True, nogil=True)
+def _cip_meanings(svc, cls, logix, pkey, luts, bc_cls, bc_svc, bc_mid, pc_key, pc_mid, idx, scope):
+    """Meaning index of each CIP row (-1: unknown), class-scoped; ``scope`` the table."""
+    for i in range(svc.shape[0]):
+        s = svc[i] & 0x7F
+        c = cls[i]
+        if s < 0x4B:
+            sc = 0  # _Meanings.GENERIC
+        elif c == 0x06:
+            sc = 1  # CM
+        elif c == 0x67:
+            sc = 4  # PCCC_OBJ
+        elif c == 0x37:
+            sc = 3  # FILE
+        elif logix[i]:
+            sc = 2  # LOGIX
+        else:
+            sc = -1
+        m = luts[sc, s] if sc >= 0 else -1
+        for k in range(bc_cls.shape[0]):  # a handful of class-specific services
+            if c == bc_cls[k] and s == bc_svc[k]:
+                m = bc_mid[k]
+        if pkey[i] >= 0:  # PCCC command (+ function): rare
+            for k in range(pc_key.shape[0]):
+                if pkey[i] == pc_key[k]:
+                    m = pc_mid[k]
+        idx[i] = m
+        scope[i] = sc
 
 
-def _names_categories(svc, idx, scope, pccc_rows):
-    """service_name (class-scoped), category, techniques of each row."""
-    names = [m.name for m in _M.items]
-    n = svc.shape[0]
-    # a PCCC meaning names the pccc command; the service itself stays execute_pccc
-    name_idx = idx.copy()
-    name_idx[pccc_rows] = _M.luts[_M.PCCC_OBJ, 0x4B]
-    unknown = name_idx < 0
-    if unknown.any():
-        extra: dict[str, int] = {}
-        for code, sc in set(zip(svc[unknown].tolist(), scope[unknown].tolist(), strict=True)):
-            label = f"unknown_{code}" if sc == _M.GENERIC else f"class_specific_{code}"
-            extra.setdefault(label, len(names) + len(extra))
-        names_all = names + list(extra)
-        for code, sc in set(zip(svc[unknown].tolist(), scope[unknown].tolist(), strict=True)):
-            label = f"unknown_{code}" if sc == _M.GENERIC else f"class_specific_{code}"
-            name_idx[unknown & (svc == code) & (scope == sc)] = extra[label]
-    else:
-        names_all = names
-    service_name = _dict_array(name_idx, names_all)
-    cats = sorted({m.category for m in _M.items if m.category})
-    cat_of = {c: i for i, c in enumerate(cats)}
-    cat_lut = np.array([cat_of.get(m.category, -1) if m.category else -1 for m in _M.items] + [-1])
-    cidx = cat_lut[np.where(idx >= 0, idx, len(_M.items))]
-    category = _dict_array(np.maximum(cidx, 0), cats, mask=cidx < 0)
-    techs = sorted({t for m in _M.items for t in m.techniques})
-    t_of = {t: i for i, t in enumerate(techs)}
-    t_len = np.array([len(m.techniques) for m in _M.items] + [0], np.int64)
-    t_start = np.zeros(t_len.shape[0] + 1, np.int64)
-    np.cumsum(t_len, out=t_start[1:])
-    flat = np.array([t_of[t] for m in _M.items for t in m.techniques], np.int32)
-    midx = np.where(idx >= 0, idx, len(_M.items))
-    lens = t_len[midx]
-    offsets = np.zeros(n + 1, np.int64)
-    np.cumsum(lens, out=offsets[1:])
-    pos = np.arange(offsets[-1]) - np.repeat(offsets[:-1], lens) + np.repeat(t_start[midx], lens)
-    values = pa.DictionaryArray.from_arrays(pa.array(flat[pos]), pa.array(techs, pa.string()))
-    techniques = pa.ListArray.from_arrays(pa.array(offsets.astype(np.int32)), values)
-    return service_name, category, techniques
+@njit(cache=True, nogil=True)
+def _meaning_columns(idx, name_lut, pccc_rows, pccc_name, unknown_lut, svc, scope, cat_lut,
+                     t_len, t_start, t_flat, name_idx, cat_idx, cat_bits, t_off):
+    """Per row: service-name index (-1: an unknown code not named yet), category index and
+    validity, and the offsets of its techniques; returns the techniques' flat values and
+    the number of rows without a category."""
+    n = idx.shape[0]
+    none = t_len.shape[0] - 1
+    cat_bits[:] = 0
+    t_off[0] = 0
+    nulls = 0
+    for i in range(n):
+        m = idx[i]
+        if pccc_rows[i]:
+            name_idx[i] = pccc_name
+        elif m >= 0:
+            name_idx[i] = name_lut[m]
+        else:
+            name_idx[i] = unknown_lut[(0 if scope[i] == 0 else 128) + (svc[i] & 0x7F)]
+        mm = m if m >= 0 else none
+        ci = cat_lut[mm]
+        if ci >= 0:
+            cat_idx[i] = ci
+            cat_bits[i >> 3] |= np.uint8(1 << (i & 7))
+        else:
+            cat_idx[i] = 0
+            nulls += 1
+        t_off[i + 1] = t_off[i] + t_len[mm]
+    values = np.empty(t_off[n], np.int32)
+    for i in range(n):
+        mm = idx[i] if idx[i] >= 0 else none
+        for k in range(t_len[mm]):
+            values[t_off[i] + k] = t_flat[t_start[mm] + k]
+    return values, nulls
 
 
-def _col(v: np.ndarray, dtype) -> pa.Array:
-    return pa.array(v.astype(dtype), mask=v < 0)
+@njit(cache=True, nogil=True)
+def _apply_requests(C, sym, pl, matched, is_req, pkey, logix):
+    """Give responses their request's path (class, instance, attribute, member, symbol,
+    PCCC command) and wrapper; blank the fields that mean nothing on the row's class; the
+    PCCC key and the Logix scope of each row. ``pl`` holds the paired request's values
+    (see ``_cip_rows``: class, instance, attribute, member, symbol, service, wrapper, PCCC
+    command, PCCC function, path segments)."""
+    for i in range(C.shape[0]):
+        svc = C[i, C_SERVICE]
+        us_fail = False
+        if matched[i]:
+            # an Unconnected Send that failed is answered by the Connection Manager itself
+            us_fail = svc == 0x52 and pl[i, 5] != 0x52 and (pl[i, 6] & 2) != 0
+            if pl[i, 5] != svc and not us_fail:
+                matched[i] = False
+        if matched[i] and not is_req[i]:
+            C[i, C_CLASS] = pl[i, 0]
+            C[i, C_INST] = pl[i, 1]
+            C[i, C_ATTR] = pl[i, 2]
+            C[i, C_MEMBER] = pl[i, 3]
+            sym[i] = pl[i, 4]
+            C[i, C_PCMD] = pl[i, 7]
+            C[i, C_PFNC] = pl[i, 8]
+            # A response carries its request's wrapper: a top-level reply to an
+            # Unconnected Send gets "unconnected_send"; replies inside a Multiple Service
+            # Packet response that answered through an Unconnected Send (either nesting)
+            # get the combined wrapper their requests have. (Responses are only unwrapped
+            # from a Multiple Service Packet, so their own wrapper is 0 or 1 and a paired
+            # request's is the same or wider.)
+            if pl[i, 6] > C[i, C_WRAP]:
+                C[i, C_WRAP] = pl[i, 6]
+        if us_fail:
+            C[i, C_CLASS] = 6
+            C[i, C_INST] = 1
+            C[i, C_ATTR] = -1
+            C[i, C_MEMBER] = -1
+            sym[i] = -1
+            C[i, C_WRAP] = 1 if pl[i, 6] == 3 else -1
+        cls = C[i, C_CLASS]
+        if cls != 0x06:  # Connection Manager fields mean something only there
+            C[i, C_OTCID] = -1
+            C[i, C_TOCID] = -1
+            C[i, C_CSERIAL] = -1
+            C[i, C_OVENDOR] = -1
+            C[i, C_OSERIAL] = -1
+            C[i, C_OTRPI] = -1
+            C[i, C_TORPI] = -1
+        if cls != 0x67:
+            C[i, C_PCMD] = -1
+            C[i, C_PFNC] = -1
+        pc, pf = C[i, C_PCMD], C[i, C_PFNC]
+        if pc >= 0 and pf >= 0:
+            pkey[i] = (pc << 8) | pf
+        elif pc >= 0:
+            pkey[i] = (pc << 8) | 0xFF00000
+        else:
+            pkey[i] = -1
+        logix[i] = (
+            sym[i] >= 0
+            or cls == 0x6B
+            or cls == 0x6C
+            or (cls >= 0x64 and cls <= 0xC7 and cls != 0x67)
+            or (cls < 0 and C[i, C_NSEG] <= 0 and not is_req[i] and not matched[i])
+        )
+
+
+class _MeaningColumns:
+    """service_name, category and techniques of CIP rows from their meaning indices.
+
+    The names form one dictionary shared by every batch; an unknown service gets its
+    ``unknown_N`` / ``class_specific_N`` name the first time it is seen."""
+
+    def __init__(self) -> None:
+        items = _M.items
+        self.names = sorted({m.name for m in items})
+        at = {n: i for i, n in enumerate(self.names)}
+        self.name_lut = np.array([at[m.name] for m in items], np.int32)
+        self.pccc_name = int(self.name_lut[_M.luts[_M.PCCC_OBJ, 0x4B]])
+        self.unknown_lut = np.full(256, -1, np.int32)  # [generic | class-specific] × service
+        self.name_values: pa.Array | None = None
+        self.cats = sorted({m.category for m in items if m.category})
+        cat_of = {c: i for i, c in enumerate(self.cats)}
+        self.cat_lut = np.array([cat_of.get(m.category, -1) for m in items] + [-1], np.int32)
+        self.cat_values = pa.array(self.cats, pa.string())
+        techs = sorted({t for m in items for t in m.techniques})
+        t_of = {t: i for i, t in enumerate(techs)}
+        self.t_len = np.array([len(m.techniques) for m in items] + [0], np.int64)
+        self.t_start = np.zeros(self.t_len.shape[0], np.int64)
+        np.cumsum(self.t_len[:-1], out=self.t_start[1:])
+        self.t_flat = np.array([t_of[t] for m in items for t in m.techniques], np.int32)
+        self.t_values = pa.array(techs, pa.string())
+        self.bc = [np.array(v, np.int64) for v in zip(*[(c, s, mid) for (c, s), mid in _M.by_class.items()], strict=True)]
+        self.pc = [np.array(list(_M.pccc), np.int64), np.array(list(_M.pccc.values()), np.int64)]
+
+    def meanings(self, svc, cls, logix, pkey):
+        n = svc.shape[0]
+        idx = np.empty(n, np.int64)
+        scope = np.empty(n, np.int64)
+        _cip_meanings(svc, cls, logix, pkey, _M.luts, *self.bc, *self.pc, idx, scope)
+        return idx, scope
+
+    def columns(self, svc, idx, scope, pccc_rows):
+        n = svc.shape[0]
+        name_idx = np.empty(n, np.int32)
+        cat_idx = np.empty(n, np.int32)
+        cat_bits = np.empty((n + 7) // 8, np.uint8)
+        t_off = np.empty(n + 1, np.int32)
+        args = (self.name_lut, pccc_rows, self.pccc_name, self.unknown_lut, svc, scope,
+                self.cat_lut, self.t_len, self.t_start, self.t_flat, name_idx, cat_idx,
+                cat_bits, t_off)
+        flat, nulls = _meaning_columns(idx, *args)
+        if (name_idx < 0).any():  # services never seen before: name them, then again
+            for i in np.flatnonzero(name_idx < 0).tolist():
+                code, generic = int(svc[i]) & 0x7F, int(scope[i]) == _M.GENERIC
+                slot = (0 if generic else 128) + code
+                if self.unknown_lut[slot] < 0:
+                    label = f"unknown_{code}" if generic else f"class_specific_{code}"
+                    self.unknown_lut[slot] = len(self.names)
+                    self.names.append(label)
+                    self.name_values = None
+                name_idx[i] = self.unknown_lut[slot]
+        if self.name_values is None:
+            self.name_values = pa.array(self.names, pa.string())
+        service_name = pa.DictionaryArray.from_arrays(
+            pa.array(name_idx), self.name_values, safe=False
+        )
+        cat_indices = pa.Array.from_buffers(
+            pa.int32(), n, [pa.py_buffer(cat_bits), pa.py_buffer(cat_idx)], null_count=nulls
+        )
+        category = pa.DictionaryArray.from_arrays(cat_indices, self.cat_values, safe=False)
+        values = pa.DictionaryArray.from_arrays(pa.array(flat), self.t_values, safe=False)
+        techniques = pa.ListArray.from_arrays(pa.array(t_off), values)
+        return service_name, category, techniques
+
+
+_COLUMNS = _MeaningColumns()
 
 
 def _strings(offsets: np.ndarray, data: np.ndarray, valid: np.ndarray) -> pa.Array:
@@ -1539,9 +1676,9 @@ class EnipDissector(Dissector):
             if iok.shape[0]:
                 env = ctx.packet_envelope(pk[iok])
                 batch = dict(env)
-                batch["connection_id"] = _col(io[iok, 0], np.int64)
-                batch["sequence"] = _col(io[iok, 1], np.int64)
-                batch["data_length"] = _col(io[iok, 2], np.int32)
+                batch["connection_id"] = null_negative(io[iok, 0], np.int64)
+                batch["sequence"] = null_negative(io[iok, 1], np.int64)
+                batch["data_length"] = null_negative(io[iok, 2], np.int32)
                 out["enip_io"].append(pa.RecordBatch.from_pydict(batch, schema=ENIP_IO))
         result = {}
         for table, batches in out.items():
@@ -1608,72 +1745,75 @@ class EnipDissector(Dissector):
         else:
             matched = np.zeros(n, bool)
             req_frame = req_ts = np.zeros(n, np.int64)
-        ident: dict[str, list] = {
-            k: [None] * n
-            for k in (
-                "vendor_id",
-                "device_type",
-                "product_code",
-                "revision",
-                "serial_number",
-                "product_name",
-                "device_status",
-                "state",
-                "socket_address",
-            )
-        }
-        for k in np.flatnonzero(X[:, X_IDENT_OFF] >= 0):
-            data = pdu_bytes(int(k))
+        # ListIdentity answers are a few per device: decoded in Python, scattered into
+        # otherwise null columns
+        found: list[tuple[int, dict[str, object]]] = []
+        for k in np.flatnonzero(X[:, X_IDENT_OFF] >= 0).tolist():
             rel = int(X[k, X_IDENT_OFF]) - int(off[k])
-            info = _list_identity(data, rel) if rel >= 0 else None
+            info = _list_identity(pdu_bytes(k), rel) if rel >= 0 else None
             if info is None:
                 ctx.weird(
                     take_envelope(env, np.array([k])), [WEIRD[W_BAD_LIST_IDENTITY]], [None], "enip"
                 )
                 continue
-            for key, v in info.items():
-                ident[key][int(k)] = v
-        vid = np.array([v if v is not None else -1 for v in ident["vendor_id"]], np.int64)
-        dtyp = np.array([v if v is not None else -1 for v in ident["device_type"]], np.int64)
-        st = np.array([v if v is not None else -1 for v in ident["state"]], np.int64)
-        vendor_names = (
-            [VENDORS.get(int(v), f"vendor_{int(v)}") if v >= 0 else None for v in vid]
-            if (vid >= 0).any()
-            else [None] * n
-        )
+            found.append((k, info))
+        at = np.full(n, -1, np.int64)
+        at[[k for k, _ in found]] = np.arange(len(found))
+        where = null_negative(at, np.int32)
+
+        def ident(key: str, typ: pa.DataType) -> pa.Array:
+            if not found:
+                return pa.nulls(n, typ)
+            return pa.array([info[key] for _, info in found], typ).take(where)
+
+        def ident_code(key: str) -> np.ndarray:
+            v = np.full(n, -1, np.int64)
+            for k, info in found:
+                v[k] = info[key] if info[key] is not None else -1
+            return v
+
+        vid, dtyp, st = ident_code("vendor_id"), ident_code("device_type"), ident_code("state")
+        vendor_names = pa.array(
+            [VENDORS.get(int(info["vendor_id"]), f"vendor_{info['vendor_id']}") for _, info in found],
+            pa.string(),
+        ).take(where)
+        state_names = pa.array(
+            [
+                STATES.get(int(info["state"]), f"state_{info['state']}")
+                if info["state"] is not None
+                else None
+                for _, info in found
+            ],
+            pa.string(),
+        ).take(where)
         batch.update(
             {
                 "is_request": pa.array(is_req),
                 "command": pa.array(cmd.astype(np.int32)),
                 "command_name": COMMANDS.names(np.maximum(cmd, 0)),
                 "category": _command_categories(cmd),
-                "length": _col(X[:, X_LEN], np.int32),
-                "session_handle": _col(X[:, X_SESSION], np.int64),
-                "status": _col(X[:, X_STATUS], np.int64),
+                "length": null_negative(X[:, X_LEN], np.int32),
+                "session_handle": null_negative(X[:, X_SESSION], np.int64),
+                "status": null_negative(X[:, X_STATUS], np.int64),
                 "status_name": ENCAP_STATUS.optional_names(X[:, X_STATUS]),
                 "sender_context": _context(ctxv, X[:, X_SESSION] < 0),
-                "options": _col(X[:, X_OPTIONS], np.int64),
-                "item_count": _col(X[:, X_ITEMS], np.int32),
-                "connection_id": _col(X[:, X_CONNID], np.int64),
-                "cip_sequence": _col(X[:, X_CIPSEQ], np.int32),
+                "options": null_negative(X[:, X_OPTIONS], np.int64),
+                "item_count": null_negative(X[:, X_ITEMS], np.int32),
+                "connection_id": null_negative(X[:, X_CONNID], np.int64),
+                "cip_sequence": null_negative(X[:, X_CIPSEQ], np.int32),
                 "cip_messages": pa.array(counts.astype(np.int32)),
-                "vendor_id": _col(vid, np.int32),
-                "vendor_name": pa.array(vendor_names, pa.string()).dictionary_encode(),
-                "device_type": _col(dtyp, np.int32),
+                "vendor_id": null_negative(vid, np.int32),
+                "vendor_name": vendor_names.dictionary_encode(),
+                "device_type": null_negative(dtyp, np.int32),
                 "device_type_name": DEVICE_TYPES.optional_names(dtyp),
-                "product_code": pa.array(ident["product_code"], pa.int32()),
-                "revision": pa.array(ident["revision"], pa.string()),
-                "serial_number": pa.array(ident["serial_number"], pa.string()),
-                "product_name": pa.array(ident["product_name"], pa.string()),
-                "device_status": pa.array(ident["device_status"], pa.int32()),
-                "state": _col(st, np.int16),
-                "state_name": pa.array(
-                    [STATES.get(int(s), f"state_{int(s)}") if s >= 0 else None for s in st]
-                    if (st >= 0).any()
-                    else [None] * n,
-                    pa.string(),
-                ).dictionary_encode(),
-                "socket_address": pa.array(ident["socket_address"], pa.string()),
+                "product_code": ident("product_code", pa.int32()),
+                "revision": ident("revision", pa.string()),
+                "serial_number": ident("serial_number", pa.string()),
+                "product_name": ident("product_name", pa.string()),
+                "device_status": ident("device_status", pa.int32()),
+                "state": null_negative(st, np.int16),
+                "state_name": state_names.dictionary_encode(),
+                "socket_address": ident("socket_address", pa.string()),
                 **pairing_columns(matched, req_frame, req_ts, meta["ts"]),
             }
         )
@@ -1729,92 +1869,49 @@ class EnipDissector(Dissector):
             matched = np.zeros(m, bool)
             req_frame = req_ts = np.zeros(m, np.int64)
             pl = payload
-        us_fail = matched & (svc == 0x52) & (pl[:, 5] != 0x52) & ((pl[:, 6] & 2) != 0)
-        matched &= (pl[:, 5] == svc) | us_fail
-        fill = matched & ~is_req
-        cls, inst, attr, member = C[:, C_CLASS], C[:, C_INST], C[:, C_ATTR], C[:, C_MEMBER]
-        wrap, pcmd, pfnc = C[:, C_WRAP], C[:, C_PCMD], C[:, C_PFNC]
-        for col, k in (
-            (cls, 0),
-            (inst, 1),
-            (attr, 2),
-            (member, 3),
-            (sym_ids, 4),
-            (pcmd, 7),
-            (pfnc, 8),
-        ):
-            col[fill] = pl[fill, k]
-        # A response carries its request's wrapper: a top-level reply to an Unconnected Send
-        # gets "unconnected_send"; the replies inside a Multiple Service Packet response that
-        # answered through an Unconnected Send (either nesting) get the combined wrapper
-        # their requests have, not plain "multiple_service_packet". (Responses are only ever
-        # unwrapped from a Multiple Service Packet, so their own wrapper is 0 or 1 and a paired
-        # request's is the same or wider.)
-        wrap[fill] = np.maximum(wrap[fill], pl[fill, 6])
-        if us_fail.any():
-            cls[us_fail], inst[us_fail] = 6, 1
-            attr[us_fail] = member[us_fail] = sym_ids[us_fail] = -1
-            wrap[us_fail] = np.where(pl[us_fail, 6] == 3, 1, -1)
-        # Connection Manager fields mean something only on the Connection Manager
-        not_cm = cls != 0x06
-        for c in (C_OTCID, C_TOCID, C_CSERIAL, C_OVENDOR, C_OSERIAL, C_OTRPI, C_TORPI):
-            C[not_cm, c] = -1
-        not_pccc = cls != 0x67
-        pcmd[not_pccc] = -1
-        pfnc[not_pccc] = -1
-        pkey = np.where((pcmd >= 0) & (pfnc >= 0), (pcmd << 8) | np.maximum(pfnc, 0), -1)
-        pkey = np.where((pkey < 0) & (pcmd >= 0), pcmd << 8 | 0xFF00000, pkey)
-        logix = (
-            (sym_ids >= 0)
-            | (cls == 0x6B)
-            | (cls == 0x6C)
-            | ((cls >= 0x64) & (cls <= 0xC7) & (cls != 0x67))
-            | ((cls < 0) & (C[:, C_NSEG] <= 0) & ~is_req & ~matched)
-        )
-        idx, scope = _service_meanings(svc, cls, logix, pkey)
+        pkey = np.empty(m, np.int64)
+        logix = np.empty(m, np.bool_)
+        _apply_requests(C, sym_ids, pl, matched, is_req, pkey, logix)
+        cls, pcmd, pfnc, wrap = C[:, C_CLASS], C[:, C_PCMD], C[:, C_PFNC], C[:, C_WRAP]
+        idx, scope = _COLUMNS.meanings(svc, cls, logix, pkey)
         pccc_rows = (pkey >= 0) & (cls == 0x67)
-        service_name, category, techniques = _names_categories(svc, idx, scope, pccc_rows)
-        symbols = None
-        if (sym_ids >= 0).any():
-            strs = np.array(self._symbols + [""], dtype=object)
-            symbols = pa.array(np.where(sym_ids >= 0, strs[sym_ids], None), pa.string())
-        else:
-            symbols = pa.nulls(m, pa.string())
+        service_name, category, techniques = _COLUMNS.columns(svc, idx, scope, pccc_rows)
+        symbols = self._symbol_column(sym_ids)
         pname_codes = np.where(pccc_rows & (pfnc >= 0), pkey, -1)
         wrap_idx = np.where(wrap > 0, wrap - 1, 0)
         batch = take_envelope(env, j)
         batch.update(
             {
                 "enip_command": pa.array(enc_cmd.astype(np.int32)),
-                "connection_id": _col(X[j, X_CONNID], np.int64),
-                "cip_sequence": _col(X[j, X_CIPSEQ], np.int32),
+                "connection_id": null_negative(X[j, X_CONNID], np.int64),
+                "cip_sequence": null_negative(X[j, X_CIPSEQ], np.int32),
                 "wrapper": _dict_array(
                     wrap_idx, [WRAPPERS[1], WRAPPERS[2], WRAPPERS[3]], wrap <= 0
                 ),
-                "wrapper_index": _col(C[:, C_WIDX], np.int32),
+                "wrapper_index": null_negative(C[:, C_WIDX], np.int32),
                 "is_request": pa.array(is_req),
                 "service": pa.array(svc.astype(np.int16)),
                 "service_name": service_name,
                 "category": category,
                 "techniques": techniques,
-                "class_id": _col(cls, np.int32),
+                "class_id": null_negative(cls, np.int32),
                 "class_name": CLASSES.optional_names(cls),
-                "instance_id": _col(inst, np.int64),
-                "attribute_id": _col(attr, np.int32),
-                "member_id": _col(member, np.int64),
+                "instance_id": null_negative(C[:, C_INST], np.int64),
+                "attribute_id": null_negative(C[:, C_ATTR], np.int32),
+                "member_id": null_negative(C[:, C_MEMBER], np.int64),
                 "symbol": symbols,
-                "general_status": _col(C[:, C_GSTAT], np.int16),
+                "general_status": null_negative(C[:, C_GSTAT], np.int16),
                 "general_status_name": GENERAL_STATUS.optional_names(C[:, C_GSTAT]),
-                "extended_status": _col(C[:, C_EXT], np.int32),
-                "ot_connection_id": _col(C[:, C_OTCID], np.int64),
-                "to_connection_id": _col(C[:, C_TOCID], np.int64),
-                "connection_serial": _col(C[:, C_CSERIAL], np.int32),
-                "originator_vendor": _col(C[:, C_OVENDOR], np.int32),
-                "originator_serial": _col(C[:, C_OSERIAL], np.int64),
-                "ot_rpi": _col(C[:, C_OTRPI], np.int64),
-                "to_rpi": _col(C[:, C_TORPI], np.int64),
-                "pccc_command": _col(pcmd, np.int16),
-                "pccc_function": _col(pfnc, np.int16),
+                "extended_status": null_negative(C[:, C_EXT], np.int32),
+                "ot_connection_id": null_negative(C[:, C_OTCID], np.int64),
+                "to_connection_id": null_negative(C[:, C_TOCID], np.int64),
+                "connection_serial": null_negative(C[:, C_CSERIAL], np.int32),
+                "originator_vendor": null_negative(C[:, C_OVENDOR], np.int32),
+                "originator_serial": null_negative(C[:, C_OSERIAL], np.int64),
+                "ot_rpi": null_negative(C[:, C_OTRPI], np.int64),
+                "to_rpi": null_negative(C[:, C_TORPI], np.int64),
+                "pccc_command": null_negative(pcmd, np.int16),
+                "pccc_function": null_negative(pfnc, np.int16),
                 "pccc_name": PCCC.optional_names(pname_codes),
                 **pairing_columns(matched, req_frame, req_ts, meta["ts"][j]),
             }
@@ -1823,7 +1920,7 @@ class EnipDissector(Dissector):
         bad = np.flatnonzero(C[:, C_WEIRD] != OK)
         if bad.shape[0]:
             ctx.weird(
-                take_envelope(batch, bad),
+                take_envelope(env, j[bad]),
                 [WEIRD[int(s)] for s in C[bad, C_WEIRD]],
                 [
                     f"service 0x{int(s):02x}, {int(ln)} bytes"
@@ -1831,6 +1928,17 @@ class EnipDissector(Dissector):
                 ],
                 "cip",
             )
+
+    def _symbol_column(self, sym_ids: np.ndarray) -> pa.Array:
+        """The dotted symbol of each row (null where none), from the symbol numbers."""
+        has = sym_ids >= 0
+        if not has.any():
+            return pa.nulls(sym_ids.shape[0], pa.string())
+        used, inverse = np.unique(sym_ids[has], return_inverse=True)
+        strings = pa.array([self._symbols[k] for k in used.tolist()], pa.string())
+        pos = np.full(sym_ids.shape[0], -1, np.int64)
+        pos[has] = inverse.reshape(-1)
+        return strings.take(null_negative(pos, np.int32))
 
     def _symbol_id(self, s: str) -> int:
         k = self._symbol_ids.get(s)

@@ -22,53 +22,75 @@ NS_PER_S = 1_000_000_000
 def _pair(k1, k2, is_req, src, matched):
     """For each row (capture order), ``src`` = row of the latest earlier request with the
     same key and ``matched`` where there is one (responses only). Returns the rows of
-    requests that are the last row of their key (unanswered, to carry over)."""
+    requests that are the last row of their key (unanswered, to carry over).
+
+    Only requests enter the table (a response to nothing has nothing to find), and a slot
+    keeps key, latest request and state side by side: one cache line per probe."""
     n = k1.shape[0]
+    nreq = 0
+    for i in range(n):
+        if is_req[i]:
+            nreq += 1
     size = 16
-    while size < 2 * n:
+    while size < 2 * nreq:
         size *= 2
     mask = size - 1
-    t1 = np.empty(size, np.int64)
-    t2 = np.empty(size, np.int64)
-    last_req = np.full(size, -1, np.int64)
-    last_is_req = np.zeros(size, np.bool_)
-    used = np.zeros(size, np.bool_)
+    # slot: key 1, key 2, latest request row, state (0 empty, 1 unanswered, 2 answered)
+    tab = np.empty(size * 4, np.int64)
+    for s in range(size):
+        tab[4 * s + 3] = 0
+    unanswered = 0
     for i in range(n):
         a = k1[i]
         b = k2[i]
         h = (a * np.int64(-7046029254386353131)) ^ (b * np.int64(-4658895280553007687))
         h ^= h >> np.int64(29)
         s = h & mask
-        while used[s] and (t1[s] != a or t2[s] != b):
+        while tab[4 * s + 3] != 0 and (tab[4 * s] != a or tab[4 * s + 1] != b):
             s = (s + 1) & mask
-        if not used[s]:
-            used[s] = True
-            t1[s] = a
-            t2[s] = b
+        matched[i] = False
         if is_req[i]:
-            last_req[s] = i
-            last_is_req[s] = True
-            matched[i] = False
-        else:
-            r = last_req[s]
-            if r >= 0:
-                matched[i] = True
-                src[i] = r
-            else:
-                matched[i] = False
-            last_is_req[s] = False
+            if tab[4 * s + 3] != 1:
+                unanswered += 1
+            tab[4 * s] = a
+            tab[4 * s + 1] = b
+            tab[4 * s + 2] = i
+            tab[4 * s + 3] = 1
+        elif tab[4 * s + 3] != 0:
+            matched[i] = True
+            src[i] = tab[4 * s + 2]
+            if tab[4 * s + 3] == 1:
+                unanswered -= 1
+                tab[4 * s + 3] = 2
+    keep = np.empty(unanswered, np.int64)
     count = 0
     for s in range(size):
-        if used[s] and last_is_req[s]:
-            count += 1
-    keep = np.empty(count, np.int64)
-    count = 0
-    for s in range(size):
-        if used[s] and last_is_req[s]:
-            keep[count] = last_req[s]
+        if tab[4 * s + 3] == 1:
+            keep[count] = tab[4 * s + 2]
             count += 1
     keep.sort()
     return keep
+
+
+@njit(cache=True, nogil=True)
+def _gather(matched, src, c, frame0, ts0, pl0, frame, ts, pl, out_frame, out_ts, out_pl):
+    """The paired request's frame, time and payload for each matched row; ``src`` counts
+    the ``c`` carried requests (``*0``) first, then this call's rows."""
+    for i in range(matched.shape[0]):
+        if not matched[i]:
+            out_frame[i] = 0
+            out_ts[i] = 0
+            out_pl[i, :] = 0
+            continue
+        r = src[i]
+        if r < c:
+            out_frame[i] = frame0[r]
+            out_ts[i] = ts0[r]
+            out_pl[i, :] = pl0[r, :]
+        else:
+            out_frame[i] = frame[r - c]
+            out_ts[i] = ts[r - c]
+            out_pl[i, :] = pl[r - c, :]
 
 
 class RequestMatcher:
@@ -92,20 +114,28 @@ class RequestMatcher:
         """
         n = k1.shape[0]
         c = self._k1.shape[0]
+        frame = np.asarray(frame, np.int64)
+        ts = np.asarray(ts, np.int64)
+        payload = np.asarray(payload, np.int64).reshape(n, self.width)
         K1 = np.concatenate([self._k1, np.asarray(k1, np.int64)])
         K2 = np.concatenate([self._k2, np.asarray(k2, np.int64)])
         REQ = np.concatenate([np.ones(c, bool), np.asarray(is_req, bool)])
         src = np.zeros(c + n, np.int64)
         ok = np.empty(c + n, bool)
         keep = _pair(K1, K2, REQ, src, ok)
-        m, s = ok[c:], src[c:]
+        m = ok[c:]
+        req_frame = np.empty(n, np.int64)
+        req_ts = np.empty(n, np.int64)
+        req_payload = np.empty((n, self.width), np.int64)
+        _gather(m, src[c:], c, self._frame, self._ts, self._payload, frame, ts, payload,
+                req_frame, req_ts, req_payload)
+        # carry: the latest request per key that no response answered, if recent enough
         FR = np.concatenate([self._frame, frame])
         TS = np.concatenate([self._ts, ts])
-        PL = np.concatenate([self._payload, payload.reshape(n, self.width)])
-        req_frame, req_ts, req_payload = FR[s], TS[s], PL[s]
-        # carry: the latest request per key that no response answered, if recent enough
         now = TS.max() if c + n else 0
         keep = keep[TS[keep] >= now - self.max_wait]
+        old, new = keep[keep < c], keep[keep >= c] - c
         self._k1, self._k2 = K1[keep], K2[keep]
-        self._frame, self._ts, self._payload = FR[keep], TS[keep], PL[keep]
+        self._frame, self._ts = FR[keep], TS[keep]
+        self._payload = np.concatenate([self._payload[old], payload[new]])
         return m, req_frame, req_ts, req_payload

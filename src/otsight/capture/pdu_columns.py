@@ -1,0 +1,50 @@
+"""The common columns of framed PDUs (time, frame, flow, addresses, ports, direction).
+
+The PDU matrix is row-major (one row per PDU, as the flow kernel appends them); reading the
+columns one strided gather at a time touches every row's cache lines once per column. One
+pass that copies the wanted fields of each row touches them once.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from otsight._jit import njit
+from otsight.capture import _track as T
+
+
+@njit(cache=True, nogil=True)
+def _columns(P, idx, all_rows, frame, ts, flow, sport, dport, orig, framer, length, ips):
+    n = frame.shape[0]
+    for k in range(n):
+        i = k if all_rows else idx[k]
+        frame[k] = P[i, T.P_FRAME]
+        ts[k] = P[i, T.P_TS]
+        flow[k] = P[i, T.P_FLOW]
+        sport[k] = P[i, T.P_SPORT]
+        dport[k] = P[i, T.P_DPORT]
+        orig[k] = P[i, T.P_ORIG] != 0
+        framer[k] = P[i, T.P_FRAMER]
+        length[k] = P[i, T.P_LEN]
+        ips[0, k] = np.uint64(P[i, T.P_SRC_HI])
+        ips[1, k] = np.uint64(P[i, T.P_SRC_LO])
+        ips[2, k] = np.uint64(P[i, T.P_DST_HI])
+        ips[3, k] = np.uint64(P[i, T.P_DST_LO])
+
+
+def pdu_columns(P: np.ndarray, idx: np.ndarray | None = None) -> dict[str, np.ndarray]:
+    """Columns of PDU rows ``idx`` (every row when None): frame, ts, flow (int64), sport,
+    dport, framer, length (int32), orig (bool) and the 128-bit addresses ``src_hi``,
+    ``src_lo``, ``dst_hi``, ``dst_lo`` (uint64)."""
+    n = P.shape[0] if idx is None else idx.shape[0]
+    out = {k: np.empty(n, np.int64) for k in ("frame", "ts", "flow")}
+    out |= {k: np.empty(n, np.int32) for k in ("sport", "dport", "framer", "length")}
+    out["orig"] = np.empty(n, np.bool_)
+    ips = np.empty((4, n), np.uint64)
+    rows = np.zeros(0, np.int64) if idx is None else np.asarray(idx, np.int64)
+    _columns(
+        P, rows, idx is None, out["frame"], out["ts"], out["flow"], out["sport"],
+        out["dport"], out["orig"], out["framer"], out["length"], ips,
+    )  # fmt: skip
+    out["src_hi"], out["src_lo"], out["dst_hi"], out["dst_lo"] = ips
+    return out
