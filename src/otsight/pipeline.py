@@ -97,9 +97,9 @@ class CapturePipeline:
         status = cols[:, L.STATUS]
         if status.any():
             yield "weird", B.packet_weird_batch(self.label, chunk, cols, addrs, res.pkt_flow)
-        et = cols[:, L.ETHERTYPE]
+        et = np.ascontiguousarray(cols[:, L.ETHERTYPE])  # read once for the L2 tables
         if (et == L.ETH_ARP).any():
-            arp, short = B.arp_batch(self.label, chunk, cols)
+            arp, short = B.arp_batch(self.label, chunk, cols, et)
             yield "arp", arp
             if short.shape[0]:
                 yield (
@@ -124,7 +124,7 @@ class CapturePipeline:
                         [p for _, p in problems],
                     ),
                 )
-        l2 = B.l2_frames_batch(self.label, chunk, cols)
+        l2 = B.l2_frames_batch(self.label, chunk, cols, et)
         if l2.num_rows:
             yield "l2_frames", l2
         if "packets" in self.tables:
@@ -152,9 +152,12 @@ class CapturePipeline:
                 f"switched off for the rest of {self.label}"
             )
             return
-        for table, batch in out.items():
-            if batch.num_rows and table in self.tables:
-                yield table, batch
+        for table, produced in out.items():
+            if table not in self.tables:
+                continue
+            for batch in produced if isinstance(produced, list) else [produced]:
+                if batch.num_rows:
+                    yield table, batch
 
     @property
     def _disabled(self) -> set[Dissector]:

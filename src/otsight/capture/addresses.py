@@ -27,9 +27,21 @@ def _dictionary(inverse: np.ndarray, strings: list[str | None]) -> pa.Dictionary
 
 def format_ip(hi: int, lo: int) -> str:
     """One 128-bit address (IPv4-mapped for IPv4) as text."""
-    if hi == 0 and (lo >> 32) == 0xFFFF:
-        return str(ipaddress.IPv4Address(lo & 0xFFFFFFFF))
-    return str(ipaddress.IPv6Address((hi << 64) | lo))
+    text = _TEXT.get((hi, lo))
+    if text is None:
+        if hi == 0 and (lo >> 32) == 0xFFFF:
+            text = str(ipaddress.IPv4Address(lo & 0xFFFFFFFF))
+        else:
+            text = str(ipaddress.IPv6Address((hi << 64) | lo))
+        if len(_TEXT) >= _TEXT_MAX:  # bounded: a scan of the whole Internet must not grow it
+            _TEXT.clear()
+        _TEXT[(hi, lo)] = text
+    return text
+
+
+# Every chunk and every table formats the same few addresses again: remember them.
+_TEXT: dict[tuple[int, int], str] = {}
+_TEXT_MAX = 1 << 16
 
 
 def ip_array(hi: np.ndarray, lo: np.ndarray, valid: np.ndarray | None = None) -> pa.DictionaryArray:

@@ -22,6 +22,10 @@ TRANSPORTS = {6: "tcp", 17: "udp", 1: "icmp", 58: "icmpv6", 132: "sctp", 136: "u
 _HOW = {T.HOW_SYN: "syn", T.HOW_SYNACK: "synack", T.HOW_PORT: "port", T.HOW_FIRST: "first"}
 _ARP_OPS = {1: "request", 2: "reply", 3: "rarp_request", 4: "rarp_reply"}
 
+# ethertypes of the l2_frames table, as a look-up table (one pass, no sort)
+_L2_KNOWN = np.zeros(0x10000, np.bool_)
+_L2_KNOWN[sorted(ETHERTYPE_PROTOCOLS)] = True
+
 # the pdus table's protocol dictionary: every framer's name, indexed by framer code
 _FRAMER_VALUES = pa.array(
     [framing.FRAMER_NAMES.get(k, str(k)) for k in range(max(framing.FRAMER_NAMES) + 1)]
@@ -141,7 +145,7 @@ def pdus_batch(P: np.ndarray, capture: str) -> pa.RecordBatch:
         "dst_port": pa.array(c["dport"]),
         "is_orig": pa.array(c["orig"]),
         "protocol": pa.DictionaryArray.from_arrays(pa.array(c["framer"]), _FRAMER_VALUES),
-        "length": pa.array(c["length"]),
+        "length": pa.array(c["length"].astype(np.int32)),
     }
     return pa.RecordBatch.from_pydict(cols, schema=E.PDUS)
 
@@ -243,9 +247,12 @@ def _gather(buf: np.ndarray, starts: np.ndarray, width: int) -> np.ndarray:
     return out
 
 
-def arp_batch(capture: str, chunk, cols: np.ndarray) -> tuple[pa.RecordBatch, np.ndarray]:
-    """ARP over Ethernet/IPv4. Returns the batch and the indices of ARP frames too short."""
-    is_arp = cols[:, L.ETHERTYPE] == L.ETH_ARP
+def arp_batch(
+    capture: str, chunk, cols: np.ndarray, et: np.ndarray | None = None
+) -> tuple[pa.RecordBatch, np.ndarray]:
+    """ARP over Ethernet/IPv4. Returns the batch and the indices of ARP frames too short.
+    ``et``: the ethertype column, when the caller has it contiguous already."""
+    is_arp = (cols[:, L.ETHERTYPE] if et is None else et) == L.ETH_ARP
     idx = np.flatnonzero(is_arp)
     l3 = cols[idx, L.L3_OFF]
     end = chunk.offset[idx] + chunk.caplen[idx]
@@ -313,10 +320,11 @@ def lldp_batch(
     return pa.RecordBatch.from_pydict(batch, schema=E.LLDP), problems
 
 
-def l2_frames_batch(capture: str, chunk, cols: np.ndarray) -> pa.RecordBatch:
-    et = cols[:, L.ETHERTYPE]
-    known = np.array(sorted(ETHERTYPE_PROTOCOLS), dtype=np.int64)
-    idx = np.flatnonzero(np.isin(et, known))
+def l2_frames_batch(
+    capture: str, chunk, cols: np.ndarray, et: np.ndarray | None = None
+) -> pa.RecordBatch:
+    et = cols[:, L.ETHERTYPE] if et is None else et
+    idx = np.flatnonzero(_L2_KNOWN[np.clip(et, 0, 0xFFFF)])
     n = idx.shape[0]
     batch = {
         "capture": constant_string(capture, n),

@@ -230,14 +230,20 @@ class ChunkContext:
     def pdu_bytes(self, j: int) -> bytes:
         return self.track.pdu_bytes(int(j), self.chunk.buf)
 
+    def pdu_fields(self, idx: np.ndarray) -> dict[str, np.ndarray]:
+        """Common fields of PDUs ``idx`` (see :func:`pdu_columns`), read in one pass and kept
+        for the next call with the same index array (locations, then envelope)."""
+        memo = self._memo.get("pdu_fields")
+        if memo is not None and memo[0] is idx:
+            return memo[1]
+        fields = pdu_columns(self.track.pdus, idx)
+        self._memo["pdu_fields"] = (idx, fields)
+        return fields
+
     def pdu_locations(self, idx: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(in_arena, offset, length) of PDUs ``idx``: kernels read ``arena`` or ``buf``."""
-        P = self.track.pdus
-        return (
-            P[idx, T.P_IN_ARENA].astype(np.int64),
-            P[idx, T.P_OFF].astype(np.int64),
-            P[idx, T.P_LEN].astype(np.int64),
-        )
+        f = self.pdu_fields(idx)
+        return f["in_arena"], f["off"], f["length"]
 
     def udp(self, min_payload: int = 1) -> np.ndarray:
         """Packet indices of UDP datagrams with a payload (dissectors probe the content)."""
@@ -261,7 +267,7 @@ class ChunkContext:
     # -- building rows ----------------------------------------------------------------------
     def pdu_envelope(self, idx: np.ndarray) -> dict[str, pa.Array]:
         """The common columns of rows that come from framed PDUs ``idx``."""
-        c = pdu_columns(self.track.pdus, idx)
+        c = self.pdu_fields(idx)
         return {
             "capture": constant_string(self.capture, idx.shape[0]),
             "frame": pa.array(c["frame"]),
@@ -327,14 +333,43 @@ def _ts(ns: np.ndarray) -> pa.Array:
     return pa.array(ns.astype(np.int64, copy=False), type=pa.timestamp("ns", tz="UTC"))
 
 
+@njit(cache=True, nogil=True)
+def _pairing(matched, req_frame, req_ts, ts, frame_out, latency, bits):
+    nulls = 0
+    bits[:] = 0
+    for i in range(matched.shape[0]):
+        if matched[i]:
+            bits[i >> 3] |= np.uint8(1 << (i & 7))
+            frame_out[i] = req_frame[i]
+            latency[i] = (ts[i] - req_ts[i]) / 1e9
+        else:
+            nulls += 1
+            frame_out[i] = 0
+            latency[i] = 0.0
+    return nulls
+
+
 def pairing_columns(
     matched: np.ndarray, req_frame: np.ndarray, req_ts: np.ndarray, ts: np.ndarray
 ) -> dict[str, pa.Array]:
     """``request_frame`` and ``latency`` (seconds) of responses paired by a RequestMatcher;
     null where a row was not paired."""
+    n = matched.shape[0]
+    frame = np.empty(n, np.int64)
+    latency = np.empty(n, np.float64)
+    bits = np.empty((n + 7) // 8, np.uint8)
+    nulls = _pairing(
+        np.asarray(matched, np.bool_), np.asarray(req_frame, np.int64),
+        np.asarray(req_ts, np.int64), np.asarray(ts, np.int64), frame, latency, bits,
+    )  # fmt: skip
+    validity = pa.py_buffer(bits) if nulls else None
     return {
-        "request_frame": pa.array(np.where(matched, req_frame, 0), mask=~matched),
-        "latency": pa.array(np.where(matched, (ts - req_ts) / 1e9, 0.0), mask=~matched),
+        "request_frame": pa.Array.from_buffers(
+            pa.int64(), n, [validity, pa.py_buffer(frame)], null_count=nulls
+        ),
+        "latency": pa.Array.from_buffers(
+            pa.float64(), n, [validity, pa.py_buffer(latency)], null_count=nulls
+        ),
     }
 
 
@@ -432,7 +467,8 @@ class Dissector:
     ethertypes: ClassVar[tuple[int, ...]] = ()
     semantics: ClassVar[tuple[Semantics, ...]] = ()
 
-    def process(self, ctx: ChunkContext) -> dict[str, pa.RecordBatch]:
+    def process(self, ctx: ChunkContext) -> dict[str, pa.RecordBatch | list[pa.RecordBatch]]:
+        """Rows of this chunk per table: one batch, or several of the same schema."""
         raise NotImplementedError
 
     def finish(self, capture: str) -> dict[str, pa.RecordBatch]:

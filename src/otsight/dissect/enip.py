@@ -31,7 +31,6 @@ import pyarrow as pa
 
 from otsight import events as E
 from otsight._jit import njit
-from otsight.capture import _track as T
 from otsight.capture import framing
 from otsight.dissect import _l2l4 as L
 from otsight.dissect.base import (
@@ -633,15 +632,20 @@ NX = 14
     C_PDU,
     C_MOFF,
     C_MLEN,
-    C_WRAP,
     C_WIDX,
     C_POS,
-    C_SERVICE,
     C_ISREQ,
+    # what a response takes from its request: adjacent, so the pairing payload is a view
     C_CLASS,
     C_INST,
     C_ATTR,
     C_MEMBER,
+    C_SYM,  # symbol number (set by the dissector, not the kernel)
+    C_SERVICE,
+    C_WRAP,
+    C_PCMD,
+    C_PFNC,
+    # the rest
     C_PATH_OFF,
     C_PATH_WORDS,
     C_SYMLEN,
@@ -654,12 +658,11 @@ NX = 14
     C_OSERIAL,
     C_OTRPI,
     C_TORPI,
-    C_PCMD,
-    C_PFNC,
     C_WEIRD,
     C_NSEG,
-) = range(28)
-NC = 28
+) = range(29)
+NC = 29
+C_PAYLOAD = slice(C_CLASS, C_PFNC + 1)
 
 OK = 0
 (
@@ -1045,8 +1048,8 @@ def _forward_close(b, d, end, req, row, out):
 
 @njit(cache=True, nogil=True)
 def _cip(buf, arena, in_arena, X, counts, out):
-    """CIP messages of each PDU, decoded into the rows of ``out`` (pre-filled with -1) in
-    one pass. Returns the rows used, or -1 when ``out`` is too small (the caller grows it)."""
+    """CIP messages of each PDU, decoded into the rows of ``out`` in one pass. Returns the
+    rows used, or -1 when ``out`` is too small (the caller grows it)."""
     n = X.shape[0]
     cap = out.shape[0]
     stack = np.empty((MAX_MSGS, 5), dtype=np.int64)
@@ -1068,6 +1071,8 @@ def _cip(buf, arena, in_arena, X, counts, out):
             if row >= cap:
                 return -1
             mp, me, wr, wi, ps = stack[k, 0], stack[k, 1], stack[k, 2], stack[k, 3], stack[k, 4]
+            for c in range(NC):  # absent unless decoded (rows are filled here, not in advance)
+                out[row, c] = -1
             sp = _one(b, j, mp, me, wr, wi, ps, row, out, stack, sp)
             k += 1
             row += 1
@@ -1081,7 +1086,7 @@ def _decode_cip(buf, arena, in_arena, X, counts, per_pdu: float) -> np.ndarray:
     n = X.shape[0]
     cap = int(n * per_pdu) + 64
     while True:
-        out = np.full((NC, cap), -1, np.int64).T
+        out = np.empty((NC, cap), np.int64).T
         used = _cip(buf, arena, in_arena, X, counts, out)
         if used >= 0:
             return out[:used]
@@ -1382,8 +1387,23 @@ def _cip_meanings(svc, cls, logix, pkey, luts, bc_cls, bc_svc, bc_mid, pc_key, p
 
 
 @njit(cache=True, nogil=True)
-def _meaning_columns(idx, name_lut, pccc_rows, pccc_name, unknown_lut, svc, scope, cat_lut,
-                     t_len, t_start, t_flat, name_idx, cat_idx, cat_bits, t_off):
+def _meaning_columns(
+    idx,
+    name_lut,
+    pccc_rows,
+    pccc_name,
+    unknown_lut,
+    svc,
+    scope,
+    cat_lut,
+    t_len,
+    t_start,
+    t_flat,
+    name_idx,
+    cat_idx,
+    cat_bits,
+    t_off,
+):
     """Per row: service-name index (-1: an unknown code not named yet), category index and
     validity, and the offsets of its techniques; returns the techniques' flat values and
     the number of rows without a category."""
@@ -1418,12 +1438,12 @@ def _meaning_columns(idx, name_lut, pccc_rows, pccc_name, unknown_lut, svc, scop
 
 
 @njit(cache=True, nogil=True)
-def _apply_requests(C, sym, pl, matched, is_req, pkey, logix):
+def _apply_requests(C, pl, matched, is_req, pkey, logix):
     """Give responses their request's path (class, instance, attribute, member, symbol,
     PCCC command) and wrapper; blank the fields that mean nothing on the row's class; the
     PCCC key and the Logix scope of each row. ``pl`` holds the paired request's values
-    (see ``_cip_rows``: class, instance, attribute, member, symbol, service, wrapper, PCCC
-    command, PCCC function, path segments)."""
+    (the ``C_PAYLOAD`` columns: class, instance, attribute, member, symbol, service,
+    wrapper, PCCC command, PCCC function)."""
     for i in range(C.shape[0]):
         svc = C[i, C_SERVICE]
         us_fail = False
@@ -1437,7 +1457,7 @@ def _apply_requests(C, sym, pl, matched, is_req, pkey, logix):
             C[i, C_INST] = pl[i, 1]
             C[i, C_ATTR] = pl[i, 2]
             C[i, C_MEMBER] = pl[i, 3]
-            sym[i] = pl[i, 4]
+            C[i, C_SYM] = pl[i, 4]
             C[i, C_PCMD] = pl[i, 7]
             C[i, C_PFNC] = pl[i, 8]
             # A response carries its request's wrapper: a top-level reply to an
@@ -1453,7 +1473,7 @@ def _apply_requests(C, sym, pl, matched, is_req, pkey, logix):
             C[i, C_INST] = 1
             C[i, C_ATTR] = -1
             C[i, C_MEMBER] = -1
-            sym[i] = -1
+            C[i, C_SYM] = -1
             C[i, C_WRAP] = 1 if pl[i, 6] == 3 else -1
         cls = C[i, C_CLASS]
         if cls != 0x06:  # Connection Manager fields mean something only there
@@ -1475,7 +1495,7 @@ def _apply_requests(C, sym, pl, matched, is_req, pkey, logix):
         else:
             pkey[i] = -1
         logix[i] = (
-            sym[i] >= 0
+            C[i, C_SYM] >= 0
             or cls == 0x6B
             or cls == 0x6C
             or (cls >= 0x64 and cls <= 0xC7 and cls != 0x67)
@@ -1508,7 +1528,10 @@ class _MeaningColumns:
         np.cumsum(self.t_len[:-1], out=self.t_start[1:])
         self.t_flat = np.array([t_of[t] for m in items for t in m.techniques], np.int32)
         self.t_values = pa.array(techs, pa.string())
-        self.bc = [np.array(v, np.int64) for v in zip(*[(c, s, mid) for (c, s), mid in _M.by_class.items()], strict=True)]
+        self.bc = [
+            np.array(v, np.int64)
+            for v in zip(*[(c, s, mid) for (c, s), mid in _M.by_class.items()], strict=True)
+        ]
         self.pc = [np.array(list(_M.pccc), np.int64), np.array(list(_M.pccc.values()), np.int64)]
 
     def meanings(self, svc, cls, logix, pkey):
@@ -1524,9 +1547,22 @@ class _MeaningColumns:
         cat_idx = np.empty(n, np.int32)
         cat_bits = np.empty((n + 7) // 8, np.uint8)
         t_off = np.empty(n + 1, np.int32)
-        args = (self.name_lut, pccc_rows, self.pccc_name, self.unknown_lut, svc, scope,
-                self.cat_lut, self.t_len, self.t_start, self.t_flat, name_idx, cat_idx,
-                cat_bits, t_off)
+        args = (
+            self.name_lut,
+            pccc_rows,
+            self.pccc_name,
+            self.unknown_lut,
+            svc,
+            scope,
+            self.cat_lut,
+            self.t_len,
+            self.t_start,
+            self.t_flat,
+            name_idx,
+            cat_idx,
+            cat_bits,
+            t_off,
+        )
         flat, nulls = _meaning_columns(idx, *args)
         if (name_idx < 0).any():  # services never seen before: name them, then again
             for i in np.flatnonzero(name_idx < 0).tolist():
@@ -1616,27 +1652,21 @@ class EnipDissector(Dissector):
 
     def __init__(self) -> None:
         self.enip_matcher = RequestMatcher(width=1)
-        self.cip_matcher = RequestMatcher(width=10)
+        self.cip_matcher = RequestMatcher(width=C_PFNC + 1 - C_CLASS)
         self._cip_per_pdu = 2.0  # CIP messages per encapsulation PDU: sizes the matrix
         self._symbols: list[str] = []
         self._symbol_ids: dict[str, int] = {}
 
     # -- entry point -----------------------------------------------------------------------
-    def process(self, ctx: ChunkContext) -> dict[str, pa.RecordBatch]:
+    def process(self, ctx: ChunkContext) -> dict[str, list[pa.RecordBatch]]:
         out: dict[str, list[pa.RecordBatch]] = {"enip": [], "cip": [], "enip_io": []}
         idx = ctx.pdus(framing.ENIP)
         if idx.shape[0]:
-            P = ctx.track.pdus
             in_arena, off, length = ctx.pdu_locations(idx)
             env = ctx.pdu_envelope(idx)
-            meta = {
-                "flow": P[idx, T.P_FLOW],
-                "frame": P[idx, T.P_FRAME],
-                "ts": P[idx, T.P_TS],
-                "sport": P[idx, T.P_SPORT],
-                "dport": P[idx, T.P_DPORT],
-                "orig": P[idx, T.P_ORIG] != 0,
-            }
+            f = ctx.pdu_fields(idx)
+            meta = {k: f[k] for k in ("flow", "frame", "ts", "orig")}
+            meta["sport"], meta["dport"] = f["sport"].astype(np.int64), f["dport"].astype(np.int64)
             self._decode(
                 ctx, env, in_arena, off, length, meta, True, out, lambda k: ctx.pdu_bytes(idx[k])
             )
@@ -1680,14 +1710,8 @@ class EnipDissector(Dissector):
                 batch["sequence"] = null_negative(io[iok, 1], np.int64)
                 batch["data_length"] = null_negative(io[iok, 2], np.int32)
                 out["enip_io"].append(pa.RecordBatch.from_pydict(batch, schema=ENIP_IO))
-        result = {}
-        for table, batches in out.items():
-            if len(batches) == 1:
-                result[table] = batches[0]
-            elif batches:
-                t = pa.Table.from_batches(batches).unify_dictionaries().combine_chunks()
-                result[table] = t.to_batches()[0]
-        return result
+        # TCP and UDP rows stay separate batches: merging them would copy every column
+        return {table: batches for table, batches in out.items() if batches}
 
     # -- one set of encapsulation PDUs -----------------------------------------------------
     def _decode(self, ctx, env, in_arena, off, length, meta, tcp, out, pdu_bytes) -> None:
@@ -1774,7 +1798,10 @@ class EnipDissector(Dissector):
 
         vid, dtyp, st = ident_code("vendor_id"), ident_code("device_type"), ident_code("state")
         vendor_names = pa.array(
-            [VENDORS.get(int(info["vendor_id"]), f"vendor_{info['vendor_id']}") for _, info in found],
+            [
+                VENDORS.get(int(info["vendor_id"]), f"vendor_{info['vendor_id']}")
+                for _, info in found
+            ],
             pa.string(),
         ).take(where)
         state_names = pa.array(
@@ -1833,7 +1860,7 @@ class EnipDissector(Dissector):
         np.cumsum(symlen[srows], out=soff[1:])
         sdata = np.empty(int(soff[-1]), np.uint8)
         _symbols(ctx.chunk.buf, ctx.track.arena, in_arena, C, srows, soff, sdata)
-        sym_ids = np.full(m, -1, np.int64)
+        sym_ids = C[:, C_SYM]
         if srows.shape[0]:
             sarr = _strings(soff, sdata, np.ones(srows.shape[0], bool)).dictionary_encode()
             local = [self._symbol_id(s) for s in sarr.dictionary.to_pylist()]
@@ -1846,21 +1873,7 @@ class EnipDissector(Dissector):
             (X[j, X_CIPSEQ] << 32) | (pos & 0xFFFFFFF) | (np.int64(1) << 62),
             ctxv * 1000003 + pos,
         )
-        payload = np.stack(
-            [
-                C[:, C_CLASS],
-                C[:, C_INST],
-                C[:, C_ATTR],
-                C[:, C_MEMBER],
-                sym_ids,
-                svc,
-                C[:, C_WRAP],
-                C[:, C_PCMD],
-                C[:, C_PFNC],
-                C[:, C_NSEG],
-            ],
-            axis=1,
-        )
+        payload = C[:, C_PAYLOAD]  # a view: the columns are adjacent
         if tcp:
             matched, req_frame, req_ts, pl = self.cip_matcher.match(
                 meta["flow"][j], key2, is_req, meta["frame"][j], meta["ts"][j], payload
@@ -1871,7 +1884,7 @@ class EnipDissector(Dissector):
             pl = payload
         pkey = np.empty(m, np.int64)
         logix = np.empty(m, np.bool_)
-        _apply_requests(C, sym_ids, pl, matched, is_req, pkey, logix)
+        _apply_requests(C, pl, matched, is_req, pkey, logix)
         cls, pcmd, pfnc, wrap = C[:, C_CLASS], C[:, C_PCMD], C[:, C_PFNC], C[:, C_WRAP]
         idx, scope = _COLUMNS.meanings(svc, cls, logix, pkey)
         pccc_rows = (pkey >= 0) & (cls == 0x67)
@@ -1960,15 +1973,16 @@ def _context(ctxv: np.ndarray, missing: np.ndarray) -> pa.Array:
     )
 
 
+_COMMAND_CATEGORIES = sorted({m.category for m in COMMANDS.rows.values() if m.category})
+_COMMAND_CATEGORY_LUT = np.full(0x10000, -1, np.int64)  # command (16 bits) → category index
+for _code, _m in COMMANDS.rows.items():
+    if _m.category:
+        _COMMAND_CATEGORY_LUT[int(_code)] = _COMMAND_CATEGORIES.index(_m.category)
+
+
 def _command_categories(cmd: np.ndarray) -> pa.Array:
-    cats = sorted({m.category for m in COMMANDS.rows.values() if m.category})
-    lut = {int(k): cats.index(m.category) for k, m in COMMANDS.rows.items() if m.category}
-    idx = np.array([lut.get(int(c), -1) for c in np.unique(cmd)]) if cmd.shape[0] else np.zeros(0)
-    uniq = np.unique(cmd)
-    codes = np.full(cmd.shape[0], -1, np.int64)
-    for u, c in zip(uniq, idx, strict=True):
-        codes[cmd == u] = c
-    return _dict_array(np.maximum(codes, 0), cats, mask=codes < 0)
+    codes = _COMMAND_CATEGORY_LUT[cmd & 0xFFFF]
+    return _dict_array(np.maximum(codes, 0), _COMMAND_CATEGORIES, mask=codes < 0)
 
 
 def decode_pdus(pdus: list[bytes]) -> tuple[np.ndarray, np.ndarray, list[str]]:

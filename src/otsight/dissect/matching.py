@@ -19,15 +19,17 @@ NS_PER_S = 1_000_000_000
 
 
 @njit(cache=True, nogil=True)
-def _pair(k1, k2, is_req, src, matched):
-    """For each row (capture order), ``src`` = row of the latest earlier request with the
-    same key and ``matched`` where there is one (responses only). Returns the rows of
-    requests that are the last row of their key (unanswered, to carry over).
+def _pair(k1c, k2c, k1, k2, is_req, src, matched):
+    """Rows are the ``c`` carried requests (keys ``k1c``, ``k2c``) then this call's rows, in
+    capture order. For each of this call's rows, ``src`` = row of the latest earlier request
+    with the same key and ``matched`` where there is one (responses only). Returns the rows
+    of requests that are the last row of their key (unanswered, to carry over).
 
     Only requests enter the table (a response to nothing has nothing to find), and a slot
     keeps key, latest request and state side by side: one cache line per probe."""
+    c = k1c.shape[0]
     n = k1.shape[0]
-    nreq = 0
+    nreq = c
     for i in range(n):
         if is_req[i]:
             nreq += 1
@@ -40,21 +42,24 @@ def _pair(k1, k2, is_req, src, matched):
     for s in range(size):
         tab[4 * s + 3] = 0
     unanswered = 0
-    for i in range(n):
-        a = k1[i]
-        b = k2[i]
+    for r in range(c + n):
+        i = r - c
+        if i < 0:
+            a, b, req = k1c[r], k2c[r], True
+        else:
+            a, b, req = k1[i], k2[i], is_req[i]
+            matched[i] = False
         h = (a * np.int64(-7046029254386353131)) ^ (b * np.int64(-4658895280553007687))
         h ^= h >> np.int64(29)
         s = h & mask
         while tab[4 * s + 3] != 0 and (tab[4 * s] != a or tab[4 * s + 1] != b):
             s = (s + 1) & mask
-        matched[i] = False
-        if is_req[i]:
+        if req:
             if tab[4 * s + 3] != 1:
                 unanswered += 1
             tab[4 * s] = a
             tab[4 * s + 1] = b
-            tab[4 * s + 2] = i
+            tab[4 * s + 2] = r
             tab[4 * s + 3] = 1
         elif tab[4 * s + 3] != 0:
             matched[i] = True
@@ -76,21 +81,25 @@ def _pair(k1, k2, is_req, src, matched):
 def _gather(matched, src, c, frame0, ts0, pl0, frame, ts, pl, out_frame, out_ts, out_pl):
     """The paired request's frame, time and payload for each matched row; ``src`` counts
     the ``c`` carried requests (``*0``) first, then this call's rows."""
+    w = out_pl.shape[1]
     for i in range(matched.shape[0]):
         if not matched[i]:
             out_frame[i] = 0
             out_ts[i] = 0
-            out_pl[i, :] = 0
+            for k in range(w):
+                out_pl[i, k] = 0
             continue
         r = src[i]
         if r < c:
             out_frame[i] = frame0[r]
             out_ts[i] = ts0[r]
-            out_pl[i, :] = pl0[r, :]
+            for k in range(w):
+                out_pl[i, k] = pl0[r, k]
         else:
             out_frame[i] = frame[r - c]
             out_ts[i] = ts[r - c]
-            out_pl[i, :] = pl[r - c, :]
+            for k in range(w):
+                out_pl[i, k] = pl[r - c, k]
 
 
 class RequestMatcher:
@@ -114,28 +123,28 @@ class RequestMatcher:
         """
         n = k1.shape[0]
         c = self._k1.shape[0]
+        k1 = np.asarray(k1, np.int64)
+        k2 = np.asarray(k2, np.int64)
         frame = np.asarray(frame, np.int64)
         ts = np.asarray(ts, np.int64)
         payload = np.asarray(payload, np.int64).reshape(n, self.width)
-        K1 = np.concatenate([self._k1, np.asarray(k1, np.int64)])
-        K2 = np.concatenate([self._k2, np.asarray(k2, np.int64)])
-        REQ = np.concatenate([np.ones(c, bool), np.asarray(is_req, bool)])
-        src = np.zeros(c + n, np.int64)
-        ok = np.empty(c + n, bool)
-        keep = _pair(K1, K2, REQ, src, ok)
-        m = ok[c:]
+        src = np.zeros(n, np.int64)
+        m = np.empty(n, bool)
+        keep = _pair(self._k1, self._k2, k1, k2, np.asarray(is_req, bool), src, m)
         req_frame = np.empty(n, np.int64)
         req_ts = np.empty(n, np.int64)
         req_payload = np.empty((n, self.width), np.int64)
-        _gather(m, src[c:], c, self._frame, self._ts, self._payload, frame, ts, payload,
-                req_frame, req_ts, req_payload)
+        _gather(m, src, c, self._frame, self._ts, self._payload, frame, ts, payload,
+                req_frame, req_ts, req_payload)  # fmt: skip
         # carry: the latest request per key that no response answered, if recent enough
-        FR = np.concatenate([self._frame, frame])
-        TS = np.concatenate([self._ts, ts])
-        now = TS.max() if c + n else 0
-        keep = keep[TS[keep] >= now - self.max_wait]
         old, new = keep[keep < c], keep[keep >= c] - c
-        self._k1, self._k2 = K1[keep], K2[keep]
-        self._frame, self._ts = FR[keep], TS[keep]
+        if n or c:
+            now = max(int(ts.max()) if n else 0, int(self._ts.max()) if c else 0)
+            old = old[self._ts[old] >= now - self.max_wait]
+            new = new[ts[new] >= now - self.max_wait]
+        self._k1 = np.concatenate([self._k1[old], k1[new]])
+        self._k2 = np.concatenate([self._k2[old], k2[new]])
+        self._frame = np.concatenate([self._frame[old], frame[new]])
+        self._ts = np.concatenate([self._ts[old], ts[new]])
         self._payload = np.concatenate([self._payload[old], payload[new]])
         return m, req_frame, req_ts, req_payload
