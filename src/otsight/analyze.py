@@ -50,6 +50,13 @@ class _Totals:
 
     @staticmethod
     def _count(counter: Counter, column: pa.Array) -> None:
+        if pa.types.is_dictionary(column.type):  # count the indices: no string per row
+            counts = pc.value_counts(column.indices).to_pylist()
+            names = column.dictionary.to_pylist()
+            for item in counts:
+                if item["values"] is not None:
+                    counter[names[item["values"]]] += item["counts"]
+            return
         for item in pc.value_counts(column.cast(pa.string())).to_pylist():
             if item["values"] is not None:
                 counter[item["values"]] += item["counts"]

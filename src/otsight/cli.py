@@ -521,6 +521,9 @@ def main() -> None:
     # otsight does no linear algebra; OpenBLAS's idle worker threads would only spin on the
     # core that the archive writer uses.
     os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+    from otsight._memory import keep_freed_memory
+
+    keep_freed_memory()
     try:
         app()
     except SystemExit:
