@@ -14,6 +14,7 @@ import pyarrow as pa
 
 from otsight import events as E
 from otsight._jit import njit
+from otsight.capture import _track as T
 from otsight.capture import framing
 from otsight.dissect.base import ChunkContext, Dissector, Semantics, pairing_columns, take_envelope
 from otsight.dissect.matching import RequestMatcher
@@ -142,10 +143,38 @@ UMAS = Semantics(
 )
 
 # ---- kernel -----------------------------------------------------------------------------
-# columns of the kernel's int64 output (-1 = absent)
-TRANS, UNIT, FC, EXC, START, QTY, BYTES, SUB, MEI, DEVID, OBJID, UMAS_C, WSTART, WQTY = range(14)
-AND_MASK, OR_MASK, NVALS, STATUS, KIND = 14, 15, 16, 17, 18
-NCOL = 19
+# rows of the kernel's int32 output, one per field (-1 = absent; VAL_AT is an offset in the
+# PDU). START, QTY, FC lead: they are the payload a request hands to its response, passed to
+# the matcher as a view.
+START, QTY, FC, KEY, TRANS, UNIT, EXC, BYTES, SUB, MEI, DEVID, OBJID, UMAS_C = range(13)
+WSTART, WQTY, AND_MASK, OR_MASK, NVALS, VAL_AT, STATUS, KIND = range(13, 21)
+NCOL = 21
+
+# output columns built from those rows, by Arrow type
+INT32_COLS = (
+    ("trans_id", TRANS),
+    ("start_address", START),
+    ("quantity", QTY),
+    ("byte_count", BYTES),
+    ("write_address", WSTART),
+    ("write_quantity", WQTY),
+    ("and_mask", AND_MASK),
+    ("or_mask", OR_MASK),
+    ("sub_function", SUB),
+)
+INT16_COLS = (
+    ("unit_id", UNIT),
+    ("func_code", FC),
+    ("exception_code", EXC),
+    ("mei_type", MEI),
+    ("read_device_id_code", DEVID),
+    ("object_id", OBJID),
+    ("umas_code", UMAS_C),
+)
+
+# rows of the PDU columns read from the track table
+G_IN_ARENA, G_OFF, G_LEN, G_FLOW, G_FRAME, G_TS = range(6)
+NG = 6
 
 # kinds of values lists
 V_NONE, V_REGS, V_BITS = 0, 1, 2
@@ -160,196 +189,275 @@ def _b16(b, p):
 
 
 @njit(cache=True, nogil=True)
-def _fields(buf, arena, in_arena, off, length, is_req, out):
-    """Fixed fields of each PDU; ``out[j, NVALS]`` = number of values it carries."""
-    n = off.shape[0]
+def _fields(buf, arena, P, idx, g, is_req, out):
+    """Fixed fields of PDU ``idx[j]`` into ``out[:, j]`` (the caller fills ``out`` with -1);
+    ``out[NVALS, j]`` = number of values it carries, from its byte ``out[VAL_AT, j]`` on.
+
+    The PDU's columns of the track table are read here too, one row at a time (not one
+    fancy index per column), into ``g``; ``is_req``: to port 502, or from the originator
+    when neither side is 502. Returns the number of values of all PDUs."""
+    n = idx.shape[0]
+    total = 0
     for j in range(n):
-        b = arena if in_arena[j] else buf
-        p = off[j]
-        ln = length[j]
-        for c in range(NCOL):
-            out[j, c] = -1
-        out[j, NVALS] = 0
-        out[j, STATUS] = OK
-        out[j, KIND] = V_NONE
-        out[j, TRANS] = _b16(b, p)
-        out[j, UNIT] = b[p + 6]
+        r = idx[j]
+        g[G_IN_ARENA, j] = P[r, T.P_IN_ARENA]
+        g[G_OFF, j] = P[r, T.P_OFF]
+        g[G_LEN, j] = P[r, T.P_LEN]
+        g[G_FLOW, j] = P[r, T.P_FLOW]
+        g[G_FRAME, j] = P[r, T.P_FRAME]
+        g[G_TS, j] = P[r, T.P_TS]
+        is_req[j] = P[r, T.P_DPORT] == 502 or (P[r, T.P_SPORT] != 502 and P[r, T.P_ORIG] != 0)
+        b = arena if P[r, T.P_IN_ARENA] else buf
+        p = P[r, T.P_OFF]
+        ln = P[r, T.P_LEN]
+        out[NVALS, j] = 0
+        out[STATUS, j] = OK
+        out[KIND, j] = V_NONE
+        out[TRANS, j] = _b16(b, p)
+        out[UNIT, j] = b[p + 6]
+        out[KEY, j] = (out[TRANS, j] << 8) | out[UNIT, j]  # pairing key
         raw = np.int64(b[p + 7])
-        out[j, FC] = raw & 0x7F
+        out[FC, j] = raw & 0x7F
         q = p + 8  # first byte after the function code
         rem = ln - 8
         if raw & 0x80:
             if rem >= 1:
-                out[j, EXC] = b[q]
+                out[EXC, j] = b[q]
             else:
-                out[j, STATUS] = TRUNCATED
+                out[STATUS, j] = TRUNCATED
             continue
         fc = raw
-        req = is_req[j] != 0
+        req = is_req[j]
         if fc >= 1 and fc <= 4:
             if req:
                 # decode what is there, as Wireshark does, and flag what is missing
                 if rem >= 2:
-                    out[j, START] = _b16(b, q)
+                    out[START, j] = _b16(b, q)
                 if rem < 4:
-                    out[j, STATUS] = TRUNCATED
+                    out[STATUS, j] = TRUNCATED
                     continue
-                out[j, QTY] = _b16(b, q + 2)
+                out[QTY, j] = _b16(b, q + 2)
             else:
                 if rem < 1:
-                    out[j, STATUS] = TRUNCATED
+                    out[STATUS, j] = TRUNCATED
                     continue
                 bc = np.int64(b[q])
-                out[j, BYTES] = bc
+                out[BYTES, j] = bc
                 if bc > rem - 1:
-                    out[j, STATUS] = BAD_BYTE_COUNT
+                    out[STATUS, j] = BAD_BYTE_COUNT
                     bc = rem - 1
+                out[VAL_AT, j] = q - p + 1
                 if fc <= 2:
-                    out[j, KIND] = V_BITS
-                    out[j, NVALS] = bc * 8
+                    out[KIND, j] = V_BITS
+                    out[NVALS, j] = bc * 8
                 else:
-                    out[j, KIND] = V_REGS
-                    out[j, NVALS] = bc // 2
+                    out[KIND, j] = V_REGS
+                    out[NVALS, j] = bc // 2
         elif fc == 5 or fc == 6:
             if rem >= 2:
-                out[j, START] = _b16(b, q)
+                out[START, j] = _b16(b, q)
             if rem < 4:
-                out[j, STATUS] = TRUNCATED
+                out[STATUS, j] = TRUNCATED
                 continue
-            out[j, QTY] = 1
-            out[j, KIND] = V_REGS if fc == 6 else V_BITS
-            out[j, NVALS] = 1
+            out[QTY, j] = 1
+            out[KIND, j] = V_REGS if fc == 6 else V_BITS
+            out[NVALS, j] = 1
+            out[VAL_AT, j] = q - p + 2
         elif fc == 15 or fc == 16:
             if rem >= 2:
-                out[j, START] = _b16(b, q)
+                out[START, j] = _b16(b, q)
             if rem < 4:
-                out[j, STATUS] = TRUNCATED
+                out[STATUS, j] = TRUNCATED
                 continue
             qty = _b16(b, q + 2)
-            out[j, QTY] = qty
+            out[QTY, j] = qty
             if req:
                 if rem < 5:
-                    out[j, STATUS] = TRUNCATED
+                    out[STATUS, j] = TRUNCATED
                     continue
                 bc = np.int64(b[q + 4])
-                out[j, BYTES] = bc
+                out[BYTES, j] = bc
                 if bc > rem - 5:
-                    out[j, STATUS] = BAD_BYTE_COUNT
+                    out[STATUS, j] = BAD_BYTE_COUNT
                     bc = rem - 5
+                out[VAL_AT, j] = q - p + 5
                 if fc == 15:
-                    out[j, KIND] = V_BITS
-                    out[j, NVALS] = min(qty, bc * 8)
+                    out[KIND, j] = V_BITS
+                    out[NVALS, j] = min(qty, bc * 8)
                 else:
-                    out[j, KIND] = V_REGS
-                    out[j, NVALS] = min(qty, bc // 2)
+                    out[KIND, j] = V_REGS
+                    out[NVALS, j] = min(qty, bc // 2)
         elif fc == 22:
             if rem >= 2:
-                out[j, START] = _b16(b, q)
+                out[START, j] = _b16(b, q)
             if rem < 6:
-                out[j, STATUS] = TRUNCATED
+                out[STATUS, j] = TRUNCATED
                 continue
-            out[j, AND_MASK] = _b16(b, q + 2)
-            out[j, OR_MASK] = _b16(b, q + 4)
+            out[AND_MASK, j] = _b16(b, q + 2)
+            out[OR_MASK, j] = _b16(b, q + 4)
         elif fc == 23:
             if req:
                 if rem >= 4:
-                    out[j, START] = _b16(b, q)
-                    out[j, QTY] = _b16(b, q + 2)
+                    out[START, j] = _b16(b, q)
+                    out[QTY, j] = _b16(b, q + 2)
                 if rem < 9:
-                    out[j, STATUS] = TRUNCATED
+                    out[STATUS, j] = TRUNCATED
                     continue
-                out[j, WSTART] = _b16(b, q + 4)
+                out[WSTART, j] = _b16(b, q + 4)
                 wq = _b16(b, q + 6)
-                out[j, WQTY] = wq
+                out[WQTY, j] = wq
                 bc = np.int64(b[q + 8])
-                out[j, BYTES] = bc
+                out[BYTES, j] = bc
                 if bc > rem - 9:
-                    out[j, STATUS] = BAD_BYTE_COUNT
+                    out[STATUS, j] = BAD_BYTE_COUNT
                     bc = rem - 9
-                out[j, KIND] = V_REGS
-                out[j, NVALS] = min(wq, bc // 2)
+                out[KIND, j] = V_REGS
+                out[NVALS, j] = min(wq, bc // 2)
+                out[VAL_AT, j] = q - p + 9
             else:
                 if rem < 1:
-                    out[j, STATUS] = TRUNCATED
+                    out[STATUS, j] = TRUNCATED
                     continue
                 bc = np.int64(b[q])
-                out[j, BYTES] = bc
+                out[BYTES, j] = bc
                 if bc > rem - 1:
-                    out[j, STATUS] = BAD_BYTE_COUNT
+                    out[STATUS, j] = BAD_BYTE_COUNT
                     bc = rem - 1
-                out[j, KIND] = V_REGS
-                out[j, NVALS] = bc // 2
+                out[KIND, j] = V_REGS
+                out[NVALS, j] = bc // 2
+                out[VAL_AT, j] = q - p + 1
         elif fc == 24:
             if req:
                 if rem < 2:
-                    out[j, STATUS] = TRUNCATED
+                    out[STATUS, j] = TRUNCATED
                     continue
-                out[j, START] = _b16(b, q)  # FIFO pointer address
+                out[START, j] = _b16(b, q)  # FIFO pointer address
             else:
                 if rem < 4:
-                    out[j, STATUS] = TRUNCATED
+                    out[STATUS, j] = TRUNCATED
                     continue
-                out[j, BYTES] = _b16(b, q)
+                out[BYTES, j] = _b16(b, q)
                 cnt = _b16(b, q + 2)
-                out[j, QTY] = cnt
+                out[QTY, j] = cnt
                 if 4 + 2 * cnt > rem:
-                    out[j, STATUS] = BAD_BYTE_COUNT
+                    out[STATUS, j] = BAD_BYTE_COUNT
                     cnt = (rem - 4) // 2
-                out[j, KIND] = V_REGS
-                out[j, NVALS] = cnt
+                out[KIND, j] = V_REGS
+                out[NVALS, j] = cnt
+                out[VAL_AT, j] = q - p + 4
         elif fc == 8:
             if rem < 2:
-                out[j, STATUS] = TRUNCATED
+                out[STATUS, j] = TRUNCATED
                 continue
-            out[j, SUB] = _b16(b, q)
+            out[SUB, j] = _b16(b, q)
         elif fc == 43:
             if rem < 1:
-                out[j, STATUS] = TRUNCATED
+                out[STATUS, j] = TRUNCATED
                 continue
-            out[j, MEI] = b[q]
+            out[MEI, j] = b[q]
             if b[q] == 14 and rem >= 3:
-                out[j, DEVID] = b[q + 1]
+                out[DEVID, j] = b[q + 1]
                 if req:
-                    out[j, OBJID] = b[q + 2]
+                    out[OBJID, j] = b[q + 2]
         elif fc == 90:
             if rem >= 2:
-                out[j, UMAS_C] = b[q + 1]  # after the session (pairing) byte
+                out[UMAS_C, j] = b[q + 1]  # after the session (pairing) byte
             else:
-                out[j, STATUS] = TRUNCATED
+                out[STATUS, j] = TRUNCATED
+    for j in range(n):
+        total += out[NVALS, j]
+    return total
 
 
 @njit(cache=True, nogil=True)
-def _values(buf, arena, in_arena, off, out, starts, values):
-    """Register / coil values of each PDU into ``values[starts[j]:starts[j+1]]``."""
-    n = off.shape[0]
+def _complete(buf, arena, in_arena, off, out, matched, req_pl, cat_luts, cat, starts, values):
+    """After pairing, for each PDU: a response takes its request's start address and
+    quantity, and its coil / input bits are cut to the requested quantity; then its values
+    go to ``values[starts[j]:starts[j + 1]]`` and its category (by function, refined by FC 8
+    sub-function and UMAS code; 0 = none) to ``cat[j]``. ``matched`` is narrowed to
+    responses of the same function (exceptions carry it too)."""
+    n = out.shape[1]
+    starts[0] = 0
     for j in range(n):
-        cnt = out[j, NVALS]
-        if cnt <= 0:
-            continue
-        b = arena if in_arena[j] else buf
-        q = off[j] + 8
-        fc = out[j, FC]
+        fc = out[FC, j]
+        m = matched[j] and req_pl[j, 2] == fc
+        matched[j] = m
+        cnt = out[NVALS, j]
+        if m:
+            if out[START, j] < 0:
+                out[START, j] = req_pl[j, 0]
+            if out[QTY, j] < 0:
+                out[QTY, j] = req_pl[j, 1]
+            if out[KIND, j] == V_BITS and fc <= 2:
+                cnt = min(cnt, max(req_pl[j, 1], 0))
         s = starts[j]
-        if fc == 5:
-            values[s] = 1 if _b16(b, q + 2) == 0xFF00 else 0
-            continue
-        if fc == 6:
-            values[s] = _b16(b, q + 2)
-            continue
-        if fc == 15 or fc == 16:
-            q += 5
-        elif fc == 23 and out[j, WSTART] >= 0:
-            q += 9
-        elif fc == 24:
-            q += 4
+        starts[j + 1] = s + cnt
+        if cnt > 0:
+            b = arena if in_arena[j] else buf
+            q = off[j] + out[VAL_AT, j]
+            if fc == 5:
+                values[s] = 1 if _b16(b, q) == 0xFF00 else 0
+            elif out[KIND, j] == V_BITS:
+                for k in range(cnt):
+                    values[s + k] = (b[q + (k >> 3)] >> (k & 7)) & 1
+            else:
+                for k in range(cnt):
+                    values[s + k] = _b16(b, q + 2 * k)
+        c = cat_luts[0, fc & 0xFF]
+        if fc == 8:
+            sub = out[SUB, j]
+            if sub >= 0 and sub < 256 and cat_luts[1, sub] > 0:
+                c = cat_luts[1, sub]
+        elif fc == 90:
+            u = out[UMAS_C, j]
+            if u >= 0 and u < 256 and cat_luts[2, u] > 0:
+                c = cat_luts[2, u]
+        cat[j] = c
+
+
+@njit(cache=True, nogil=True)
+def _nullable(out, rows, dst, bits, nulls):
+    """``dst[k]`` = row ``rows[k]`` of ``out`` cast, with its Arrow validity bitmap
+    ``bits[k]`` (negative = absent) and null count ``nulls[k]``: one pass for all of them."""
+    n = out.shape[1]
+    for k in range(rows.shape[0]):
+        r = rows[k]
+        count = 0
+        for i in range(bits.shape[1]):
+            bits[k, i] = 0
+        for j in range(n):
+            v = out[r, j]
+            if v >= 0:
+                dst[k, j] = v
+                bits[k, j >> 3] |= np.uint8(1 << (j & 7))
+            else:
+                dst[k, j] = 0
+                count += 1
+        nulls[k] = count
+
+
+def _nullable_columns(out: np.ndarray, cols, dtype) -> dict[str, pa.Array]:
+    """Columns ``cols`` ((name, row) pairs) of ``out`` as Arrow arrays of ``dtype``, null
+    where negative. Built from buffers; a column absent from every row of the chunk (most
+    of the rare fields) is a plain null array."""
+    n = out.shape[1]
+    rows = np.array([r for _, r in cols], np.int64)
+    dst = np.empty((rows.shape[0], n), dtype)
+    bits = np.empty((rows.shape[0], (n + 7) >> 3), np.uint8)
+    nulls = np.empty(rows.shape[0], np.int64)
+    _nullable(out, rows, dst, bits, nulls)
+    atype = pa.from_numpy_dtype(dtype)
+    res = {}
+    for k, (name, _) in enumerate(cols):
+        c = int(nulls[k])
+        if c == n:
+            res[name] = pa.nulls(n, atype)
         else:
-            q += 1  # byte count
-        if out[j, KIND] == 2:
-            for k in range(cnt):
-                values[s + k] = (b[q + (k >> 3)] >> (k & 7)) & 1
-        else:
-            for k in range(cnt):
-                values[s + k] = _b16(b, q + 2 * k)
+            validity = pa.py_buffer(bits[k]) if c else None
+            res[name] = pa.Array.from_buffers(
+                atype, n, [validity, pa.py_buffer(dst[k])], null_count=c
+            )
+    return res
 
 
 def _device_objects(data: bytes) -> list[dict[str, object]] | None:
@@ -378,9 +486,23 @@ def _device_objects(data: bytes) -> list[dict[str, object]] | None:
     return objects
 
 
-def _col(out: np.ndarray, c: int, dtype) -> pa.Array:
-    v = out[:, c]
-    return pa.array(v.astype(dtype), mask=v < 0)
+def _category_tables() -> tuple[np.ndarray, pa.Array]:
+    """Category code of each function code, FC 8 sub-function and UMAS code (rows 0, 1, 2;
+    0 = none), and the category names they index."""
+    cat = {int(k): (m.category or "") for k, m in FUNCTIONS.rows.items()}  # type: ignore[call-overload]
+    sub_cat = {int(k): (m.category or "") for k, m in DIAGNOSTICS.rows.items()}  # type: ignore[call-overload]
+    umas_cat = {int(k): (m.category or "") for k, m in UMAS.rows.items()}  # type: ignore[call-overload]
+    names = ["", *sorted(set(cat.values()) | set(sub_cat.values()) | set(umas_cat.values()) - {""})]
+    code_of = {name: i for i, name in enumerate(names)}
+    luts = np.zeros((3, 256), dtype=np.int32)
+    for row, table in enumerate((cat, sub_cat, umas_cat)):
+        for k, c in table.items():
+            luts[row, k] = code_of[c]
+    return luts, pa.array(names, pa.string())
+
+
+CATEGORY_LUTS, CATEGORY_NAMES = _category_tables()
+DEVICE_OBJECTS_TYPE = E.MODBUS.field("device_objects").type
 
 
 class ModbusDissector(Dissector):
@@ -398,77 +520,62 @@ class ModbusDissector(Dissector):
         if n == 0:
             return {}
         env = ctx.pdu_envelope(idx)
-        from otsight.capture import _track as T
-
-        P = ctx.track.pdus
-        sport, dport = P[idx, T.P_SPORT], P[idx, T.P_DPORT]
-        is_orig = P[idx, T.P_ORIG] != 0
-        is_req = (dport == 502) | ((sport != 502) & is_orig)
-        in_arena, off, length = ctx.pdu_locations(idx)
-        out = np.empty((n, NCOL), dtype=np.int64)
-        _fields(ctx.chunk.buf, ctx.track.arena, in_arena, off, length, is_req.astype(np.int64), out)
-        counts = out[:, NVALS]
-        starts = np.zeros(n + 1, dtype=np.int64)
-        np.cumsum(counts, out=starts[1:])
-        values = np.empty(int(starts[-1]), dtype=np.int64)
-        _values(ctx.chunk.buf, ctx.track.arena, in_arena, off, out, starts, values)
+        buf, arena = ctx.chunk.buf, ctx.track.arena
+        g = np.empty((NG, n), np.int64)
+        is_req = np.empty(n, np.bool_)
+        out = np.full((NCOL, n), -1, dtype=np.int32)
+        total = _fields(buf, arena, ctx.track.pdus, idx, g, is_req, out)
 
         # pair responses with requests: (flow, transaction id + unit)
-        flow = P[idx, T.P_FLOW]
-        key2 = (out[:, TRANS] << 8) | out[:, UNIT]
-        payload = np.stack([out[:, START], out[:, QTY], out[:, FC]], axis=1)
+        ts = g[G_TS]
         matched, req_frame, req_ts, req_pl = self.matcher.match(
-            flow, key2, is_req, P[idx, T.P_FRAME], P[idx, T.P_TS], payload
+            g[G_FLOW], out[KEY], is_req, g[G_FRAME], ts, out[START : FC + 1].T
         )
-        matched &= req_pl[:, 2] == out[:, FC]  # same function (exceptions carry it too)
-        resp_fill = matched & (out[:, START] < 0)
-        out[resp_fill, START] = req_pl[resp_fill, 0]
-        resp_qty = matched & (out[:, QTY] < 0)
-        out[resp_qty, QTY] = req_pl[resp_qty, 1]
-        # coil/input bits in a response: only the requested quantity is meaningful
-        values_arr, starts = _trim_bits(values, starts, out, matched, req_pl[:, 1])
+        cat = np.empty(n, np.int32)
+        starts = np.empty(n + 1, np.int32)
+        values = np.empty(total, np.int32)  # trimming bits only shortens lists
+        _complete(
+            buf,
+            arena,
+            g[G_IN_ARENA],
+            g[G_OFF],
+            out,
+            matched,
+            req_pl,
+            CATEGORY_LUTS,
+            cat,
+            starts,
+            values,
+        )
+        values = values[: starts[-1]]
 
-        fc = out[:, FC]
+        fc = out[FC]
         batch = dict(env)
+        batch["is_request"] = pa.array(is_req)
+        batch.update(_nullable_columns(out, INT32_COLS, np.int32))
+        batch.update(_nullable_columns(out, INT16_COLS, np.int16))
         batch.update(
             {
-                "is_request": pa.array(is_req),
-                "trans_id": pa.array(out[:, TRANS].astype(np.int32)),
-                "unit_id": pa.array(out[:, UNIT].astype(np.int16)),
-                "func_code": pa.array(fc.astype(np.int16)),
                 "func_name": FUNCTIONS.names(fc),
-                "category": _categories(FUNCTIONS, fc, out[:, SUB], out[:, UMAS_C]),
-                "exception_code": _col(out, EXC, np.int16),
-                "exception_name": EXCEPTIONS.optional_names(out[:, EXC]),
-                "start_address": _col(out, START, np.int32),
-                "quantity": _col(out, QTY, np.int32),
-                "byte_count": _col(out, BYTES, np.int32),
-                "values": pa.ListArray.from_arrays(
-                    pa.array(starts.astype(np.int32)), pa.array(values_arr.astype(np.int32))
+                "category": pa.DictionaryArray.from_arrays(
+                    pa.array(cat, mask=cat == 0), CATEGORY_NAMES
                 ),
-                "write_address": _col(out, WSTART, np.int32),
-                "write_quantity": _col(out, WQTY, np.int32),
-                "and_mask": _col(out, AND_MASK, np.int32),
-                "or_mask": _col(out, OR_MASK, np.int32),
-                "sub_function": _col(out, SUB, np.int32),
-                "sub_function_name": DIAGNOSTICS.optional_names(out[:, SUB]),
-                "mei_type": _col(out, MEI, np.int16),
-                "read_device_id_code": _col(out, DEVID, np.int16),
-                "object_id": _col(out, OBJID, np.int16),
+                "exception_name": EXCEPTIONS.optional_names(out[EXC]),
+                "values": pa.ListArray.from_arrays(pa.array(starts), pa.array(values)),
+                "sub_function_name": DIAGNOSTICS.optional_names(out[SUB]),
                 "device_objects": self._objects(ctx, idx, out, is_req),
-                "umas_code": _col(out, UMAS_C, np.int16),
-                "umas_name": UMAS.optional_names(out[:, UMAS_C]),
-                **pairing_columns(matched, req_frame, req_ts, P[idx, T.P_TS]),
+                "umas_name": UMAS.optional_names(out[UMAS_C]),
+                **pairing_columns(matched, req_frame, req_ts, ts),
             }
         )
-        bad = np.flatnonzero(out[:, STATUS] != OK)
+        bad = np.flatnonzero(out[STATUS] != OK)
         if bad.shape[0]:
             ctx.weird(
                 take_envelope(env, bad),
-                [WEIRD[int(s)] for s in out[bad, STATUS]],
+                [WEIRD[int(s)] for s in out[STATUS, bad]],
                 [
                     f"function {int(f)}, {int(ln)} bytes"
-                    for f, ln in zip(fc[bad], length[bad], strict=True)
+                    for f, ln in zip(fc[bad], g[G_LEN, bad], strict=True)
                 ],
                 "modbus",
             )
@@ -476,8 +583,14 @@ class ModbusDissector(Dissector):
 
     @staticmethod
     def _objects(ctx: ChunkContext, idx, out, is_req) -> pa.Array:
-        rows: list[list[dict[str, object]] | None] = [None] * idx.shape[0]
-        for k in np.flatnonzero((out[:, MEI] == 14) & ~is_req & (out[:, EXC] < 0)):
+        """Read Device Identification objects of the (rare) FC 43/14 responses: decoded in
+        Python, placed at their rows of an otherwise null column."""
+        n = idx.shape[0]
+        found = np.flatnonzero((out[MEI] == 14) & ~is_req & (out[EXC] < 0))
+        if found.shape[0] == 0:
+            return pa.nulls(n, DEVICE_OBJECTS_TYPE)
+        rows = []
+        for k in found.tolist():
             objects = _device_objects(ctx.pdu_bytes(idx[k]))
             if objects is None:
                 ctx.weird(
@@ -486,43 +599,19 @@ class ModbusDissector(Dissector):
                     [None],
                     "modbus",
                 )
-            rows[int(k)] = objects
-        return pa.array(rows, type=E.MODBUS.field("device_objects").type)
-
-
-def _trim_bits(values, starts, out, matched, req_qty):
-    is_bits_resp = matched & (out[:, KIND] == V_BITS) & (out[:, FC] <= 2)
-    if not is_bits_resp.any():
-        return values, starts
-    lens = np.diff(starts)
-    new_len = np.where(is_bits_resp, np.minimum(lens, np.maximum(req_qty, 0)), lens)
-    pos = np.arange(values.shape[0]) - np.repeat(starts[:-1], lens)
-    keep = pos < np.repeat(new_len, lens)
-    new_starts = np.zeros_like(starts)
-    np.cumsum(new_len, out=new_starts[1:])
-    return values[keep], new_starts
-
-
-def _categories(sem: Semantics, fc: np.ndarray, sub: np.ndarray, umas: np.ndarray) -> pa.Array:
-    """Category of each PDU: by function code, refined by FC 8 sub-function and UMAS code."""
-    cat = {int(k): (m.category or "") for k, m in sem.rows.items()}
-    sub_cat = {int(k): (m.category or "") for k, m in DIAGNOSTICS.rows.items()}
-    umas_cat = {int(k): (m.category or "") for k, m in UMAS.rows.items()}
-    names = ["", *sorted(set(cat.values()) | set(sub_cat.values()) | set(umas_cat.values()) - {""})]
-    code_of = {name: i for i, name in enumerate(names)}
-    lut = np.zeros(256, dtype=np.int32)
-    for k, c in cat.items():
-        lut[k] = code_of[c]
-    codes = lut[fc & 0xFF]
-    for table, column, f in ((sub_cat, sub, 8), (umas_cat, umas, 90)):
-        rows = np.flatnonzero(fc == f)  # few rows: refine only those
-        if rows.shape[0] == 0:
-            continue
-        values = column[rows]
-        for k, c in table.items():
-            if c:
-                codes[rows[values == k]] = code_of[c]
-    return pa.DictionaryArray.from_arrays(pa.array(codes, mask=codes == 0), pa.array(names))
+            rows.append(objects)
+        # the few lists, spread to their rows by offsets (no take over the whole column)
+        small = pa.array(rows, DEVICE_OBJECTS_TYPE)
+        lengths = np.zeros(n + 1, np.int32)
+        lengths[found + 1] = np.diff(small.offsets.to_numpy())
+        valid = np.zeros(n, np.bool_)
+        valid[found] = [r is not None for r in rows]
+        return pa.ListArray.from_arrays(
+            pa.array(np.cumsum(lengths, dtype=np.int32)),
+            small.values,
+            type=DEVICE_OBJECTS_TYPE,
+            mask=pa.array(~valid),
+        )
 
 
 DISSECTOR = ModbusDissector

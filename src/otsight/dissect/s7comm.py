@@ -33,6 +33,7 @@ goes and marked only when its lengths point past it.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from typing import Any
 
@@ -580,18 +581,20 @@ COTP_SCHEMA = E._schema(
 )
 
 # ---- kernel -----------------------------------------------------------------------------
+# rows of the S7 kernel's int32 output, one per field (-1 = absent; PAROFF .. DEND are
+# offsets in the PDU). FUNC, UD_GROUP, UD_SUBF and PI_M (the PI service's meaning) lead: they
+# are the payload a request hands to its response, passed to the matcher as a view.
 (
-    KIND,
-    CTYPE,
-    EOT,
-    S7OFF,
+    FUNC,
+    UD_GROUP,
+    UD_SUBF,
+    PI_M,
     ROS,
     PDUREF,
     PARLG,
     DATLG,
     ERRCLS,
     ERRCOD,
-    FUNC,
     ITEMCNT,
     NITEMS,
     PAROFF,
@@ -602,25 +605,29 @@ COTP_SCHEMA = E._schema(
     AMQ1,
     AMQ2,
     UD_TYPE,
-    UD_GROUP,
-    UD_SUBF,
     UD_SEQ,
     UD_LAST,
     UD_ERR,
+    UD_DUREF,
     SZL_ID,
     SZL_IDX,
     STATUS,
-    P_VER,
-    P_DLEN,
-    P_OPCODE,
-    P_FUNC,
-    P_SEQ,
-    P_SESSION,
-    P_TRAILER,
-    UD_DUREF,
-) = range(37)
-NCOL = 37
+    EOT,
+    KEY,  # pairing key: PDU reference, and Userdata request / response apart from Jobs
+    UD_CODE,  # Userdata group << 8 | sub-function
+    ERR_ALL,  # header error class << 8 | code
+) = range(31)
+NCOL = 31
 
+# rows of the S7comm-plus kernel's output
+P_VER, P_DLEN, P_OPCODE, P_FUNC, P_SEQ, P_SESSION, P_TRAILER = range(7)
+NPCOL = 7
+
+# rows of the PDU columns read from the track table
+G_IN_ARENA, G_OFF, G_LEN, G_FLOW, G_FRAME, G_TS, G_ORIG = range(7)
+NG = 7
+
+# what a TPKT PDU carries (K_NONE: its COTP header is malformed)
 K_NONE, K_CONN, K_S7, K_PLUS, K_OTHER = 0, 1, 2, 3, 4
 
 OK, BAD_COTP, TRUNCATED, LENGTHS, ITEMS, BAD_ROSCTR, BAD_UD_HEAD = 0, 1, 2, 3, 4, 5, 6
@@ -633,9 +640,44 @@ WEIRD = {
     BAD_UD_HEAD: "s7comm_bad_userdata_header",
 }
 
-# item columns
-I_SYNTAX, I_AREA, I_DB, I_BYTE, I_BIT, I_TSIZE, I_LEN, I_RC, I_DOFF, I_DLEN = range(10)
-NICOL = 10
+# rows of the item kernel's int32 output (-1 = absent)
+I_SYNTAX, I_AREA, I_DB, I_BYTE, I_BIT, I_TSIZE, I_LEN, I_RC, I_DLEN = range(9)
+NICOL = 9
+
+# output columns built from those rows, by Arrow type
+INT32_COLS = (
+    ("pdu_ref", PDUREF),
+    ("param_length", PARLG),
+    ("data_length", DATLG),
+    ("pdu_length", SETUP_PDU),
+    ("max_amq_calling", AMQ1),
+    ("max_amq_called", AMQ2),
+    ("ud_error_code", UD_ERR),
+    ("szl_id", SZL_ID),
+    ("szl_index", SZL_IDX),
+)
+INT16_COLS = (
+    ("rosctr", ROS),
+    ("error_class", ERRCLS),
+    ("error_code", ERRCOD),
+    ("func_code", FUNC),
+    ("item_count", ITEMCNT),
+    ("ud_type", UD_TYPE),
+    ("ud_group", UD_GROUP),
+    ("ud_subfunc", UD_SUBF),
+    ("ud_seq", UD_SEQ),
+)
+ITEM_INT16_COLS = (
+    ("item_syntax_id", I_SYNTAX),
+    ("item_area", I_AREA),
+    ("item_transport_size", I_TSIZE),
+    ("item_return_code", I_RC),
+)
+ITEM_INT32_COLS = (("item_db", I_DB), ("item_byte", I_BYTE), ("item_length", I_LEN))
+ITEM_INT8_COLS = (("item_bit", I_BIT),)
+
+# rows that need Python (rare): block transfer, PI service / PLC stop, SZL identity answer
+R_BLOCK, R_PI, R_SZL = 0, 1, 2
 
 
 @njit(cache=True, inline="always")
@@ -651,288 +693,614 @@ def _data_bytes(tsize, ln):
     return ln
 
 
+@njit(cache=True, inline="always")
+def _tpdu(b, p, ln):
+    """What the TPKT PDU ``b[p:p + ln]`` carries, by its COTP header: (kind, offset of the
+    DT TPDU's payload, length indicator)."""
+    if ln < 7:
+        return K_NONE, -1, -1
+    end = p + ln
+    li = np.int64(b[p + 4])
+    ctype = np.int64(b[p + 5]) & 0xF0
+    if li < 1 or p + 5 + li > end:
+        return K_NONE, -1, li
+    if ctype != 0xF0:
+        if ctype == 0xE0 or ctype == 0xD0 or ctype == 0x80 or ctype == 0xC0 or ctype == 0x70:
+            return K_CONN, -1, li
+        return K_OTHER, -1, li
+    s = p + 5 + li
+    avail = end - s
+    if avail < 1:
+        return K_OTHER, s, li
+    pid = b[s]
+    if pid == 0x72 and avail >= 4:
+        return K_PLUS, s, li
+    if pid != 0x32 or avail < 2:
+        return K_OTHER, s, li
+    ros = np.int64(b[s + 1])
+    if ros < 1 or ros > 7:
+        return K_OTHER, s, li  # not S7 (Wireshark's heuristic rejects it too)
+    return K_S7, s, li
+
+
+@njit(cache=True, inline="always")
+def _s7_fields(b, p, end, s, li, out, j):
+    """S7comm header, parameters and Userdata head of the S7 PDU ``b[p:end]`` (S7 from
+    ``s`` on; ``li``: COTP length indicator) into ``out[:, j]``."""
+    out[STATUS, j] = OK
+    out[NITEMS, j] = 0
+    if li >= 2:
+        out[EOT, j] = np.int64(b[p + 6]) >> 7
+    avail = end - s
+    ros = np.int64(b[s + 1])
+    out[ROS, j] = ros
+    hdr = 12 if (ros == 2 or ros == 3) else 10
+    if avail < hdr:
+        out[STATUS, j] = TRUNCATED
+        if avail >= 6:
+            out[PDUREF, j] = _b16(b, s + 4)
+        return
+    if ros != 1 and ros != 2 and ros != 3 and ros != 7:
+        out[STATUS, j] = BAD_ROSCTR
+    out[PDUREF, j] = _b16(b, s + 4)
+    parlg = _b16(b, s + 6)
+    datlg = _b16(b, s + 8)
+    out[PARLG, j] = parlg
+    out[DATLG, j] = datlg
+    if hdr == 12:
+        out[ERRCLS, j] = b[s + 10]
+        out[ERRCOD, j] = b[s + 11]
+    par = s + hdr
+    dat = par + parlg
+    pend = min(dat, end)
+    dend = min(dat + datlg, end)
+    if dat + datlg > end and out[EOT, j] != 0:
+        out[STATUS, j] = LENGTHS
+    out[PAROFF, j] = par - p
+    out[DATOFF, j] = dat - p
+    out[PEND, j] = pend - p
+    out[DEND, j] = dend - p
+    if ros == 1 or ros == 3:
+        if par >= pend:
+            return
+        fc = np.int64(b[par])
+        out[FUNC, j] = fc
+        if fc == 0xF0:
+            if par + 8 <= pend:
+                out[AMQ1, j] = _b16(b, par + 2)
+                out[AMQ2, j] = _b16(b, par + 4)
+                out[SETUP_PDU, j] = _b16(b, par + 6)
+        elif fc == 4 or fc == 5:
+            if par + 2 > pend:
+                out[STATUS, j] = ITEMS
+                return
+            cnt = np.int64(b[par + 1])
+            out[ITEMCNT, j] = cnt
+            k = 0
+            if ros == 1:
+                q = par + 2
+                while k < cnt:
+                    if q + 2 > pend:
+                        break
+                    q2 = q + 2 + np.int64(b[q + 1])
+                    if q2 > pend:
+                        break
+                    q = q2
+                    k += 1
+            elif fc == 4:
+                q = dat
+                while k < cnt:
+                    if q + 4 > dend:
+                        break
+                    q2 = q + 4
+                    if b[q] == 0xFF:  # an error answer carries no data after its header
+                        q2 += _data_bytes(np.int64(b[q + 1]), _b16(b, q + 2))
+                    if q2 > dend:
+                        break
+                    k += 1
+                    if k < cnt and ((q2 - q) & 1):
+                        q2 += 1  # fill byte after an odd-length item
+                    q = q2
+            else:
+                k = min(cnt, max(dend - dat, 0))
+            out[NITEMS, j] = k
+            if k < cnt and out[STATUS, j] == OK and out[EOT, j] != 0:
+                out[STATUS, j] = ITEMS
+    elif ros == 7:
+        if par + 8 > pend:
+            out[STATUS, j] = BAD_UD_HEAD
+            return
+        head = (np.int64(b[par]) << 16) | _b16(b, par + 1)
+        if head != 0x000112 and head != 0x010010:  # 0x010010: mode-transition push
+            out[STATUS, j] = BAD_UD_HEAD
+        plen = np.int64(b[par + 3])
+        tg = np.int64(b[par + 5])
+        out[UD_TYPE, j] = tg >> 6
+        out[UD_GROUP, j] = tg & 0x3F
+        out[UD_SUBF, j] = b[par + 6]
+        out[UD_SEQ, j] = b[par + 7]
+        if plen >= 8 and par + 12 <= pend:
+            out[UD_DUREF, j] = b[par + 8]
+            out[UD_LAST, j] = b[par + 9]
+            out[UD_ERR, j] = _b16(b, par + 10)
+        if (tg & 0x3F) == 4 and b[par + 6] == 1 and dat + 8 <= dend and b[dat] == 0xFF:
+            # Read SZL: id and index lead the data (of the first unit of an answer;
+            # the dissector gives later units their first unit's id)
+            out[SZL_ID, j] = _b16(b, dat + 4)
+            out[SZL_IDX, j] = _b16(b, dat + 6)
+
+
 @njit(cache=True, nogil=True)
-def _fields(buf, arena, in_arena, off, length, out):
-    n = off.shape[0]
-    for j in range(n):
-        for c in range(NCOL):
-            out[j, c] = -1
-        out[j, KIND] = K_NONE
-        out[j, STATUS] = OK
-        out[j, NITEMS] = 0
+def _fields(buf, arena, P, idx, g, kind, out, s7_rows, is_req):
+    """Each TPKT PDU ``idx[j]``: its columns of the track table into ``g[:, j]`` (one read of
+    each row, not one fancy index per column) and its kind; the m-th S7 PDU's fields into
+    ``out[:, m]`` (the caller fills ``out`` with -1), with ``s7_rows[m] = j`` and
+    ``is_req[m]``: Job or Userdata request. Returns the number of S7 PDUs."""
+    m = 0
+    for j in range(idx.shape[0]):
+        r = idx[j]
+        g[G_IN_ARENA, j] = P[r, T.P_IN_ARENA]
+        g[G_OFF, j] = P[r, T.P_OFF]
+        g[G_LEN, j] = P[r, T.P_LEN]
+        g[G_FLOW, j] = P[r, T.P_FLOW]
+        g[G_FRAME, j] = P[r, T.P_FRAME]
+        g[G_TS, j] = P[r, T.P_TS]
+        g[G_ORIG, j] = P[r, T.P_ORIG]
+        b = arena if g[G_IN_ARENA, j] else buf
+        p = g[G_OFF, j]
+        ln = g[G_LEN, j]
+        k, s, li = _tpdu(b, p, ln)
+        kind[j] = k
+        if k == K_S7:
+            _s7_fields(b, p, p + ln, s, li, out, m)
+            s7_rows[m] = j
+            m += 1
+    for j in range(m):
+        ros = out[ROS, j]
+        ud_type = out[UD_TYPE, j]
+        is_req[j] = ros == 1 or (ros == 7 and ud_type == 1)
+        # pairing: Job ↔ Ack/Ack_Data, Userdata request ↔ response (same PDU reference)
+        space = 0
+        if ros == 7:
+            space = 2 if ud_type == 0 else 1
+        out[KEY, j] = out[PDUREF, j] | (space << 16)
+        if out[UD_GROUP, j] >= 0 and out[UD_SUBF, j] >= 0:
+            out[UD_CODE, j] = out[UD_GROUP, j] * 256 + out[UD_SUBF, j]
+        if out[ERRCLS, j] >= 0:
+            out[ERR_ALL, j] = (out[ERRCLS, j] << 8) | out[ERRCOD, j]
+    return m
+
+
+@njit(cache=True, nogil=True)
+def _plus_fields(buf, arena, in_arena, off, length, out):
+    """S7comm-plus header of PDU ``j`` into ``out[:, j]`` (the caller fills it with -1)."""
+    for j in range(off.shape[0]):
         b = arena if in_arena[j] else buf
         p = off[j]
         end = p + length[j]
-        if length[j] < 7:
-            out[j, STATUS] = BAD_COTP
-            continue
-        li = np.int64(b[p + 4])
-        ctype = np.int64(b[p + 5]) & 0xF0
-        out[j, CTYPE] = ctype
-        if li < 1 or p + 5 + li > end:
-            out[j, STATUS] = BAD_COTP
-            continue
-        if ctype != 0xF0:
-            if ctype == 0xE0 or ctype == 0xD0 or ctype == 0x80 or ctype == 0xC0 or ctype == 0x70:
-                out[j, KIND] = K_CONN
-            else:
-                out[j, KIND] = K_OTHER
-            continue
-        if li >= 2:
-            out[j, EOT] = np.int64(b[p + 6]) >> 7
-        s = p + 5 + li
-        out[j, S7OFF] = s
-        avail = end - s
-        if avail < 1:
-            out[j, KIND] = K_OTHER
-            continue
-        pid = b[s]
-        if pid == 0x72 and avail >= 4:
-            out[j, KIND] = K_PLUS
-            ver = np.int64(b[s + 1])
-            out[j, P_VER] = ver
-            dl = _b16(b, s + 2)
-            out[j, P_DLEN] = dl
-            t = s + 4 + dl
-            if t + 4 <= end and b[t] == 0x72:
-                out[j, P_TRAILER] = 1
-            else:
-                out[j, P_TRAILER] = 0
-            q = s + 4
-            if ver == 3 and q < end:
-                q += 1 + np.int64(b[q])  # integrity part: digest length + digest
-            if q < end and ver != 0xFE:
-                op = np.int64(b[q])
-                out[j, P_OPCODE] = op
-                if (op == 0x31 or op == 0x32 or op == 0x02) and q + 9 <= end:
-                    out[j, P_FUNC] = _b16(b, q + 3)
-                    out[j, P_SEQ] = _b16(b, q + 7)
-                    if op == 0x31 and q + 13 <= end:
-                        out[j, P_SESSION] = (_b16(b, q + 9) << 16) | _b16(b, q + 11)
-            continue
-        if pid != 0x32 or avail < 2:
-            out[j, KIND] = K_OTHER
-            continue
-        ros = np.int64(b[s + 1])
-        if ros < 1 or ros > 7:
-            out[j, KIND] = K_OTHER  # not S7 (Wireshark's heuristic rejects it too)
-            continue
-        out[j, KIND] = K_S7
-        out[j, ROS] = ros
-        hdr = 12 if (ros == 2 or ros == 3) else 10
-        if avail < hdr:
-            out[j, STATUS] = TRUNCATED
-            if avail >= 6:
-                out[j, PDUREF] = _b16(b, s + 4)
-            continue
-        if ros != 1 and ros != 2 and ros != 3 and ros != 7:
-            out[j, STATUS] = BAD_ROSCTR
-        out[j, PDUREF] = _b16(b, s + 4)
-        parlg = _b16(b, s + 6)
-        datlg = _b16(b, s + 8)
-        out[j, PARLG] = parlg
-        out[j, DATLG] = datlg
-        if hdr == 12:
-            out[j, ERRCLS] = b[s + 10]
-            out[j, ERRCOD] = b[s + 11]
-        par = s + hdr
-        dat = par + parlg
-        pend = min(dat, end)
-        dend = min(dat + datlg, end)
-        if dat + datlg > end and out[j, EOT] != 0:
-            out[j, STATUS] = LENGTHS
-        out[j, PAROFF] = par
-        out[j, DATOFF] = dat
-        out[j, PEND] = pend
-        out[j, DEND] = dend
-        if ros == 1 or ros == 3:
-            if par >= pend:
-                continue
-            fc = np.int64(b[par])
-            out[j, FUNC] = fc
-            if fc == 0xF0:
-                if par + 8 <= pend:
-                    out[j, AMQ1] = _b16(b, par + 2)
-                    out[j, AMQ2] = _b16(b, par + 4)
-                    out[j, SETUP_PDU] = _b16(b, par + 6)
-            elif fc == 4 or fc == 5:
-                if par + 2 > pend:
-                    out[j, STATUS] = ITEMS
-                    continue
-                cnt = np.int64(b[par + 1])
-                out[j, ITEMCNT] = cnt
-                k = 0
-                if ros == 1:
-                    q = par + 2
-                    while k < cnt:
-                        if q + 2 > pend:
-                            break
-                        q2 = q + 2 + np.int64(b[q + 1])
-                        if q2 > pend:
-                            break
-                        q = q2
-                        k += 1
-                elif fc == 4:
-                    q = dat
-                    while k < cnt:
-                        if q + 4 > dend:
-                            break
-                        q2 = q + 4
-                        if b[q] == 0xFF:  # an error answer carries no data after its header
-                            q2 += _data_bytes(np.int64(b[q + 1]), _b16(b, q + 2))
-                        if q2 > dend:
-                            break
-                        k += 1
-                        if k < cnt and ((q2 - q) & 1):
-                            q2 += 1  # fill byte after an odd-length item
-                        q = q2
-                else:
-                    k = min(cnt, max(dend - dat, 0))
-                out[j, NITEMS] = k
-                if k < cnt and out[j, STATUS] == OK and out[j, EOT] != 0:
-                    out[j, STATUS] = ITEMS
-        elif ros == 7:
-            if par + 8 > pend:
-                out[j, STATUS] = BAD_UD_HEAD
-                continue
-            head = (np.int64(b[par]) << 16) | _b16(b, par + 1)
-            if head != 0x000112 and head != 0x010010:  # 0x010010: mode-transition push
-                out[j, STATUS] = BAD_UD_HEAD
-            plen = np.int64(b[par + 3])
-            tg = np.int64(b[par + 5])
-            out[j, UD_TYPE] = tg >> 6
-            out[j, UD_GROUP] = tg & 0x3F
-            out[j, UD_SUBF] = b[par + 6]
-            out[j, UD_SEQ] = b[par + 7]
-            if plen >= 8 and par + 12 <= pend:
-                out[j, UD_DUREF] = b[par + 8]
-                out[j, UD_LAST] = b[par + 9]
-                out[j, UD_ERR] = _b16(b, par + 10)
-            if (tg & 0x3F) == 4 and b[par + 6] == 1 and dat + 8 <= dend and b[dat] == 0xFF:
-                # Read SZL: id and index lead the data (of the first unit of an answer;
-                # the dissector gives later units their first unit's id)
-                out[j, SZL_ID] = _b16(b, dat + 4)
-                out[j, SZL_IDX] = _b16(b, dat + 6)
+        _, s, _li = _tpdu(b, p, length[j])
+        ver = np.int64(b[s + 1])
+        out[P_VER, j] = ver
+        dl = _b16(b, s + 2)
+        out[P_DLEN, j] = dl
+        t = s + 4 + dl
+        if t + 4 <= end and b[t] == 0x72:
+            out[P_TRAILER, j] = 1
+        else:
+            out[P_TRAILER, j] = 0
+        q = s + 4
+        if ver == 3 and q < end:
+            q += 1 + np.int64(b[q])  # integrity part: digest length + digest
+        if q < end and ver != 0xFE:
+            op = np.int64(b[q])
+            out[P_OPCODE, j] = op
+            if (op == 0x31 or op == 0x32 or op == 0x02) and q + 9 <= end:
+                out[P_FUNC, j] = _b16(b, q + 3)
+                out[P_SEQ, j] = _b16(b, q + 7)
+                if op == 0x31 and q + 13 <= end:
+                    out[P_SESSION, j] = (_b16(b, q + 9) << 16) | _b16(b, q + 11)
 
 
 @njit(cache=True, nogil=True)
-def _items(buf, arena, in_arena, out, starts, items):
-    """Variable items of Read / Write Var PDUs into ``items[starts[j]:starts[j+1]]``."""
-    n = out.shape[0]
+def _items(buf, arena, in_arena, off, out, starts, items, offsets, bits):
+    """Variable items of Read / Write Var PDUs into ``items[:, starts[j]:starts[j+1]]`` (the
+    caller fills ``items`` with -1), and their data as the buffers of an Arrow binary column:
+    ``offsets``, validity ``bits`` (an item without a data part is null) and the returned
+    bytes, copied while the PDU is at hand."""
+    n = out.shape[1]
+    bound = 0  # the data of a PDU's items lies in its data part, one item after the other
     for j in range(n):
-        cnt = out[j, NITEMS]
+        if out[NITEMS, j] > 0:
+            bound += max(out[DEND, j] - out[DATOFF, j], 0)
+    data = np.empty(bound, np.uint8)
+    pos = 0
+    offsets[0] = 0
+    for i in range(bits.shape[0]):
+        bits[i] = 0
+    for j in range(n):
+        cnt = out[NITEMS, j]
         if cnt <= 0:
             continue
         b = arena if in_arena[j] else buf
+        p = off[j]
         s0 = starts[j]
-        for k in range(cnt):
-            for c in range(NICOL):
-                items[s0 + k, c] = -1
-        ros = out[j, ROS]
-        fc = out[j, FUNC]
-        pend = out[j, PEND]
-        dend = out[j, DEND]
+        ros = out[ROS, j]
+        fc = out[FUNC, j]
+        pend = p + out[PEND, j]
+        dend = p + out[DEND, j]
         if ros == 1:
-            q = out[j, PAROFF] + 2
+            q = p + out[PAROFF, j] + 2
             for k in range(cnt):
                 sl = np.int64(b[q + 1])
                 if sl >= 1 and q + 3 <= pend:
-                    items[s0 + k, I_SYNTAX] = b[q + 2]
+                    items[I_SYNTAX, s0 + k] = b[q + 2]
                 if b[q + 2] == 0x10 and sl >= 10 and q + 12 <= pend:
-                    items[s0 + k, I_TSIZE] = b[q + 3]
-                    items[s0 + k, I_LEN] = _b16(b, q + 4)
-                    items[s0 + k, I_DB] = _b16(b, q + 6)
-                    items[s0 + k, I_AREA] = b[q + 8]
+                    items[I_TSIZE, s0 + k] = b[q + 3]
+                    items[I_LEN, s0 + k] = _b16(b, q + 4)
+                    items[I_DB, s0 + k] = _b16(b, q + 6)
+                    items[I_AREA, s0 + k] = b[q + 8]
                     addr = (np.int64(b[q + 9]) << 16) | _b16(b, q + 10)
                     ts = np.int64(b[q + 3])
                     if ts >= 28 and ts <= 31:  # timers and counters: a number, no bit
-                        items[s0 + k, I_BYTE] = addr & 0xFFFF
+                        items[I_BYTE, s0 + k] = addr & 0xFFFF
                     else:
-                        items[s0 + k, I_BYTE] = addr >> 3
-                        items[s0 + k, I_BIT] = addr & 7
+                        items[I_BYTE, s0 + k] = addr >> 3
+                        items[I_BIT, s0 + k] = addr & 7
                 q += 2 + sl
             if fc == 5:
                 # the values to write: one data item per variable item
-                q = out[j, DATOFF]
+                q = p + out[DATOFF, j]
                 for k in range(cnt):
                     if q + 4 > dend:
                         break
                     dl = _data_bytes(np.int64(b[q + 1]), _b16(b, q + 2))
                     dl = min(dl, dend - q - 4)
-                    items[s0 + k, I_DOFF] = q + 4
-                    items[s0 + k, I_DLEN] = dl
+                    items[I_DLEN, s0 + k] = dl
+                    for t in range(dl):
+                        data[pos + t] = b[q + 4 + t]
+                    pos += dl
                     q2 = q + 4 + dl
                     if (dl & 1) and k + 1 < cnt:
                         q2 += 1
                     q = q2
         elif fc == 4:
-            q = out[j, DATOFF]
+            q = p + out[DATOFF, j]
             for k in range(cnt):
-                items[s0 + k, I_RC] = b[q]
-                items[s0 + k, I_TSIZE] = b[q + 1]
-                items[s0 + k, I_LEN] = _b16(b, q + 2)
+                items[I_RC, s0 + k] = b[q]
+                items[I_TSIZE, s0 + k] = b[q + 1]
+                items[I_LEN, s0 + k] = _b16(b, q + 2)
                 dl = 0
                 if b[q] == 0xFF:
                     dl = min(_data_bytes(np.int64(b[q + 1]), _b16(b, q + 2)), dend - q - 4)
-                items[s0 + k, I_DOFF] = q + 4
-                items[s0 + k, I_DLEN] = dl
+                items[I_DLEN, s0 + k] = dl
+                for t in range(dl):
+                    data[pos + t] = b[q + 4 + t]
+                pos += dl
                 q2 = q + 4 + dl
                 if (dl & 1) and k + 1 < cnt:
                     q2 += 1
                 q = q2
         else:
-            q = out[j, DATOFF]
+            q = p + out[DATOFF, j]
             for k in range(cnt):
-                items[s0 + k, I_RC] = b[q + k]
+                items[I_RC, s0 + k] = b[q + k]
+        # data items are a prefix of a PDU's items, in order: offsets follow
+        for i in range(s0, s0 + cnt):
+            dl = items[I_DLEN, i]
+            if dl >= 0:
+                bits[i >> 3] |= np.uint8(1 << (i & 7))
+            offsets[i + 1] = offsets[i] + max(dl, 0)
+    return data[:pos]
 
 
 @njit(cache=True, nogil=True)
-def _gather(buf, arena, in_arena_item, doff, dlen, starts, dst):
-    """Copy each item's data bytes into ``dst[starts[i]:starts[i+1]]``."""
-    for i in range(doff.shape[0]):
-        ln = dlen[i]
-        if ln <= 0:
+def _select(out):
+    """Rows that need Python: Read SZL answers in data units (``units``), and block
+    transfers, PI services / PLC stop and SZL answers (``rich``, with ``what``; an SZL row
+    is one of the identity lists, or a later unit that may take a first unit's id)."""
+    n = out.shape[1]
+    units = np.empty(n, np.int64)
+    rich = np.empty(n, np.int64)
+    what = np.empty(n, np.int64)
+    nu = 0
+    nr = 0
+    for j in range(n):
+        ros = out[ROS, j]
+        if ros == 7:
+            if out[UD_TYPE, j] != 2:
+                continue
+            unit = out[UD_GROUP, j] == 4 and out[UD_SUBF, j] == 1 and out[UD_DUREF, j] > 0
+            if unit:
+                units[nu] = j
+                nu += 1
+            sid = out[SZL_ID, j]
+            if unit or sid == 0x0011 or sid == 0x0111 or sid == 0x001C or sid == 0x011C:
+                rich[nr] = j
+                what[nr] = R_SZL
+                nr += 1
+        elif ros == 1:
+            fc = out[FUNC, j]
+            if fc >= 0x1A and fc <= 0x1F:
+                rich[nr] = j
+                what[nr] = R_BLOCK
+                nr += 1
+            elif fc == 0x28 or fc == 0x29:
+                rich[nr] = j
+                what[nr] = R_PI
+                nr += 1
+    return units[:nu], rich[:nr], what[:nr]
+
+
+@njit(cache=True, nogil=True)
+def _complete(out, is_req, matched, req_pl, func_lut, ud_lut, midx):
+    """After pairing: a response without parameters takes its request's function, an answer
+    to a PI service its service's meaning; ``midx``: each PDU's meaning (PI service >
+    Userdata group and sub-function > function code; -1 = none). ``matched`` is cleared
+    for Userdata pushes."""
+    for j in range(out.shape[1]):
+        ros = out[ROS, j]
+        m = matched[j] and not (ros == 7 and out[UD_TYPE, j] == 0)
+        matched[j] = m
+        if m and ros != 7:
+            if out[FUNC, j] < 0:
+                out[FUNC, j] = req_pl[j, 0]
+            # an Ack_Data to a PI service means what its request's service means (_INSE,
+            # _DELE: program; P_PROGRAM: control), not just "PI service"
+            if not is_req[j] and out[PI_M, j] < 0 and out[FUNC, j] == 0x28:
+                out[PI_M, j] = req_pl[j, 3]
+        fc = out[FUNC, j]
+        mi = func_lut[min(fc, 255)] if fc >= 0 else -1
+        group = out[UD_GROUP, j]
+        if ros == 7 and group >= 0:
+            mi = ud_lut[min(group, 63), min(max(out[UD_SUBF, j], 0), 255) + 1]
+        if out[PI_M, j] >= 0:
+            mi = out[PI_M, j]
+        midx[j] = mi
+
+
+@njit(cache=True, nogil=True)
+def _meaning_columns(midx, cat_lut, t_len, t_start, t_flat, cat, bits, offsets):
+    """Category index (with validity ``bits``) and technique list (``offsets`` and the
+    returned values) of each meaning in ``midx`` (-1: none). Returns (null count, values)."""
+    n = midx.shape[0]
+    none = cat_lut.shape[0] - 1
+    nulls = 0
+    offsets[0] = 0
+    for i in range(bits.shape[0]):
+        bits[i] = 0
+    for j in range(n):
+        mi = midx[j] if midx[j] >= 0 else none
+        c = cat_lut[mi]
+        if c >= 0:
+            cat[j] = c
+            bits[j >> 3] |= np.uint8(1 << (j & 7))
+        else:
+            cat[j] = 0
+            nulls += 1
+        offsets[j + 1] = offsets[j] + t_len[mi]
+    values = np.empty(offsets[n], np.int32)
+    for j in range(n):
+        mi = midx[j] if midx[j] >= 0 else none
+        s = offsets[j]
+        t0 = t_start[mi]
+        for k in range(t_len[mi]):
+            values[s + k] = t_flat[t0 + k]
+    return nulls, values
+
+
+@njit(cache=True, nogil=True)
+def _nullable(out, rows, dst, bits, nulls):
+    """``dst[k]`` = row ``rows[k]`` of ``out`` cast, with its Arrow validity bitmap
+    ``bits[k]`` (negative = absent) and null count ``nulls[k]``: one pass for all of them."""
+    n = out.shape[1]
+    for k in range(rows.shape[0]):
+        r = rows[k]
+        count = 0
+        for i in range(bits.shape[1]):
+            bits[k, i] = 0
+        for j in range(n):
+            v = out[r, j]
+            if v >= 0:
+                dst[k, j] = v
+                bits[k, j >> 3] |= np.uint8(1 << (j & 7))
+            else:
+                dst[k, j] = 0
+                count += 1
+        nulls[k] = count
+
+
+@njit(cache=True, inline="always")
+def _slot(keys, slot, x):
+    """Slot of ``x`` in an open-addressing table (a free one when absent)."""
+    mask = keys.shape[0] - 1
+    h = x * np.int64(-7046029254386353131)
+    h ^= h >> np.int64(29)
+    s = h & mask
+    while slot[s] >= 0 and keys[s] != x:
+        s = (s + 1) & mask
+    return s
+
+
+@njit(cache=True, nogil=True)
+def _factorize(v):
+    """Distinct values of ``v`` (in order of first appearance) and each row's index into
+    them: a hash table sized by the distinct values (a chunk has few flows), no sort."""
+    n = v.shape[0]
+    keys = np.empty(64, np.int64)
+    slot = np.full(64, -1, np.int64)
+    uniq = np.empty(n, np.int64)
+    inv = np.empty(n, np.int64)
+    k = 0
+    for i in range(n):
+        x = v[i]
+        if i > 0 and x == v[i - 1]:  # rows of a flow come in runs
+            inv[i] = inv[i - 1]
             continue
-        b = arena if in_arena_item[i] else buf
-        s = starts[i]
-        o = doff[i]
-        for k in range(ln):
-            dst[s + k] = b[o + k]
+        s = _slot(keys, slot, x)
+        if slot[s] < 0:
+            if 2 * (k + 1) > keys.shape[0]:  # grow, keeping the table at most half full
+                keys = np.empty(2 * keys.shape[0], np.int64)
+                slot = np.full(keys.shape[0], -1, np.int64)
+                for u in range(k):
+                    t = _slot(keys, slot, uniq[u])
+                    keys[t] = uniq[u]
+                    slot[t] = u
+                s = _slot(keys, slot, x)
+            keys[s] = x
+            slot[s] = k
+            uniq[k] = x
+            k += 1
+        inv[i] = slot[s]
+    return uniq[:k], inv
+
+
+@njit(cache=True, nogil=True)
+def _per_row(per_key, inv, dst, bits, nulls):
+    """``dst[c, j]`` = ``per_key[c, inv[j]]`` cast, with validity ``bits[c]`` (negative =
+    absent) and null count ``nulls[c]``."""
+    n = inv.shape[0]
+    for c in range(per_key.shape[0]):
+        count = 0
+        for i in range(bits.shape[1]):
+            bits[c, i] = 0
+        for j in range(n):
+            v = per_key[c, inv[j]]
+            if v >= 0:
+                dst[c, j] = v
+                bits[c, j >> 3] |= np.uint8(1 << (j & 7))
+            else:
+                dst[c, j] = 0
+                count += 1
+        nulls[c] = count
+
+
+@njit(cache=True, nogil=True)
+def _spread(keys, lengths, present, bounds, offsets, bits):
+    """Offsets and validity of columns that have values at a few rows only: column ``c`` at
+    rows ``keys[bounds[c]:bounds[c + 1]]`` (ascending), of ``lengths`` (null where not
+    ``present``)."""
+    n = offsets.shape[1] - 1
+    for c in range(bounds.shape[0] - 1):
+        for i in range(bits.shape[1]):
+            bits[c, i] = 0
+        total = 0
+        j = 0
+        for k in range(bounds[c], bounds[c + 1]):
+            r = keys[k]
+            while j <= r:
+                offsets[c, j] = total
+                j += 1
+            total += lengths[k]
+            if present[k]:
+                bits[c, r >> 3] |= np.uint8(1 << (r & 7))
+        while j <= n:
+            offsets[c, j] = total
+            j += 1
 
 
 # ---- helpers ------------------------------------------------------------------------------
-def _col(v: np.ndarray, dtype) -> pa.Array:
-    return pa.array(v.astype(dtype), mask=v < 0)
+def _nullable_columns(out: np.ndarray, cols, dtype) -> dict[str, pa.Array]:
+    """Columns ``cols`` ((name, row) pairs) of ``out`` as Arrow arrays of ``dtype``, null
+    where negative. Built from buffers; a column absent from every row of the chunk (most
+    of the rare fields) is a plain null array."""
+    n = out.shape[1]
+    rows = np.array([r for _, r in cols], np.int64)
+    dst = np.empty((rows.shape[0], n), dtype)
+    bits = np.empty((rows.shape[0], (n + 7) >> 3), np.uint8)
+    nulls = np.empty(rows.shape[0], np.int64)
+    _nullable(out, rows, dst, bits, nulls)
+    atype = pa.from_numpy_dtype(dtype)
+    res = {}
+    for k, (name, _) in enumerate(cols):
+        c = int(nulls[k])
+        if c == n:
+            res[name] = pa.nulls(n, atype)
+        else:
+            validity = pa.py_buffer(bits[k]) if c else None
+            res[name] = pa.Array.from_buffers(
+                atype, n, [validity, pa.py_buffer(dst[k])], null_count=c
+            )
+    return res
+
+
+def _sparse_buffers(n: int, keys: list[int], lengths: list[int], present: list[bool], bounds):
+    """Offsets and validity buffers of columns of ``n`` rows with values at a few rows only
+    (column ``c``: ``keys[bounds[c]:bounds[c + 1]]``), made by one kernel call for all."""
+    m = len(bounds) - 1
+    offsets = np.empty((m, n + 1), np.int32)
+    bits = np.empty((m, (n + 7) >> 3), np.uint8)
+    _spread(
+        np.array(keys, np.int64),
+        np.array(lengths, np.int64),
+        np.array(present, np.bool_),
+        np.array(bounds, np.int64),
+        offsets,
+        bits,
+    )
+    return [(pa.py_buffer(offsets[c]), pa.py_buffer(bits[c])) for c in range(m)]
 
 
 def _sparse_lists(n: int, rows: dict[int, list[str]]) -> pa.Array:
-    """A list<string> column that is null except at a few rows."""
+    """A list<string> column that is null except at a few rows (from buffers: no take)."""
     if not rows:
         return pa.nulls(n, pa.list_(pa.string()))
-    pos = np.full(n, -1, np.int64)
-    keys = list(rows)
-    pos[keys] = np.arange(len(keys))
-    small = pa.array([rows[k] for k in keys], pa.list_(pa.string()))
-    return small.take(pa.array(pos, mask=pos < 0))
+    keys = sorted(rows)
+    lists = [rows[k] for k in keys]
+    [(offsets, validity)] = _sparse_buffers(
+        n, keys, [len(v) for v in lists], [True] * len(keys), [0, len(keys)]
+    )
+    values = pa.array([s for v in lists for s in v], pa.string())
+    return pa.Array.from_buffers(pa.list_(pa.string()), n, [validity, offsets], children=[values])
 
 
-def _sparse_strings(n: int, rows: dict[int, str | None]) -> pa.Array:
-    """A string column that is null except at a few rows."""
+def _sparse_strings(n: int, columns: dict[str, dict[int, str | None]]) -> dict[str, pa.Array]:
+    """String columns that are null except at a few rows (from buffers: no take)."""
+    res = {name: pa.nulls(n, pa.string()) for name, rows in columns.items() if not rows}
+    filled = [name for name, rows in columns.items() if rows]
+    if not filled:
+        return res
+    keys: list[int] = []
+    texts: list[str | None] = []
+    bounds = [0]
+    for name in filled:
+        rows = columns[name]
+        for k in sorted(rows):
+            keys.append(k)
+            texts.append(rows[k])
+        bounds.append(len(keys))
+    data = [b"" if t is None else t.encode() for t in texts]
+    buffers = _sparse_buffers(
+        n, keys, [len(d) for d in data], [t is not None for t in texts], bounds
+    )
+    for c, name in enumerate(filled):
+        offsets, validity = buffers[c]
+        raw = pa.py_buffer(b"".join(data[bounds[c] : bounds[c + 1]]))
+        res[name] = pa.StringArray.from_buffers(n, offsets, raw, validity)
+    return res
+
+
+def _sparse_dictionary(n: int, rows: dict[int, str]) -> pa.DictionaryArray:
+    """A dictionary-encoded string column that is null except at a few rows (encoding the
+    few values, not a column of nulls)."""
     if not rows:
-        return pa.nulls(n, pa.string())
-    pos = np.full(n, -1, np.int64)
-    keys = list(rows)
-    pos[keys] = np.arange(len(keys))
-    small = pa.array([rows[k] for k in keys], pa.string())
-    return small.take(pa.array(pos, mask=pos < 0))
+        return pa.nulls(n, _STR)
+    keys = sorted(rows)
+    codes: dict[str, int] = {}
+    indices = np.zeros(n, np.int32)
+    indices[keys] = [codes.setdefault(rows[k], len(codes)) for k in keys]
+    valid = np.zeros(n, np.bool_)
+    valid[keys] = True
+    return pa.DictionaryArray.from_arrays(
+        pa.array(indices, mask=~valid), pa.array(list(codes), pa.string())
+    )
 
 
 def _strings(values: Sequence[str | None]) -> pa.Array:
     return pa.array(values, type=pa.string()).dictionary_encode()
 
 
-def _list(starts: np.ndarray, values: pa.Array) -> pa.Array:
-    return pa.ListArray.from_arrays(pa.array(starts.astype(np.int32)), values)
+def _list(offsets: pa.Array, values: pa.Array) -> pa.Array:
+    return pa.ListArray.from_arrays(offsets, values)
 
 
 def _ascii(raw: bytes) -> str:
@@ -941,11 +1309,13 @@ def _ascii(raw: bytes) -> str:
 
 def _tsap(raw: bytes) -> str:
     """A TSAP as Wireshark shows it: text when printable, else hex."""
-    if len(raw) >= 3 and all(0x20 <= c < 0x7F for c in raw):
-        return raw.decode("ascii")
+    text = raw.decode("latin-1")
+    if len(raw) >= 3 and text.isascii() and text.isprintable():  # all of 0x20..0x7E
+        return text
     return "0x" + raw.hex()
 
 
+@functools.lru_cache(maxsize=4096)  # block transfers repeat the same few names
 def _block_name(name: str) -> str | None:
     """'0A00001P' or '_0A00001P' → 'DB1'."""
     if name.startswith(("_", "$")):
@@ -992,28 +1362,24 @@ class _Meanings:
         self.t_start = np.zeros(self.t_len.shape[0] + 1, np.int64)
         np.cumsum(self.t_len, out=self.t_start[1:])
         self.t_flat = np.array([t_of[t] for m in self.items for t in m.techniques], np.int32)
+        self.category_names = pa.array(cats, pa.string())
+        self.technique_names = pa.array(self.techs, pa.string())
 
     def columns(self, midx: np.ndarray) -> tuple[pa.Array, pa.Array]:
-        none = len(self.items)
-        midx = np.where(midx >= 0, midx, none)
-        cidx = self.cat_lut[midx]
-        category = pa.DictionaryArray.from_arrays(
-            pa.array(np.maximum(cidx, 0).astype(np.int32), mask=cidx < 0),
-            pa.array(self.categories, pa.string()),
+        """Category and techniques of each row's meaning (``midx``, -1: none)."""
+        n = midx.shape[0]
+        cat = np.empty(n, np.int32)
+        bits = np.empty((n + 7) >> 3, np.uint8)
+        offsets = np.empty(n + 1, np.int32)
+        nulls, values = _meaning_columns(
+            midx, self.cat_lut, self.t_len, self.t_start, self.t_flat, cat, bits, offsets
         )
-        lens = self.t_len[midx]
-        offsets = np.zeros(midx.shape[0] + 1, np.int64)
-        np.cumsum(lens, out=offsets[1:])
-        pos = (
-            np.arange(offsets[-1])
-            - np.repeat(offsets[:-1], lens)
-            + np.repeat(self.t_start[midx], lens)
+        indices = pa.Array.from_buffers(
+            pa.int32(), n, [pa.py_buffer(bits) if nulls else None, pa.py_buffer(cat)], nulls
         )
-        values = pa.DictionaryArray.from_arrays(
-            pa.array(self.t_flat[pos] if pos.shape[0] else np.zeros(0, np.int32)),
-            pa.array(self.techs, pa.string()),
-        )
-        return category, _list(offsets, values)
+        category = pa.DictionaryArray.from_arrays(indices, self.category_names)
+        techniques = pa.DictionaryArray.from_arrays(pa.array(values), self.technique_names)
+        return category, _list(pa.array(offsets), techniques)
 
 
 _M = _Meanings()
@@ -1056,56 +1422,56 @@ class S7commDissector(Dissector):
     # -- per chunk ------------------------------------------------------------------------
     def process(self, ctx: ChunkContext) -> dict[str, pa.RecordBatch]:
         idx = ctx.pdus(framing.TPKT)
-        if idx.shape[0] == 0:
+        n = idx.shape[0]
+        if n == 0:
             return {}
-        in_arena, off, length = ctx.pdu_locations(idx)
-        out = np.empty((idx.shape[0], NCOL), dtype=np.int64)
-        _fields(ctx.chunk.buf, ctx.track.arena, in_arena, off, length, out)
-        kind = out[:, KIND]
+        g = np.empty((NG, n), np.int64)
+        kind = np.empty(n, np.int8)
+        # one spare column: out[:, :m] is never C-contiguous, so the kernels taking it are
+        # compiled for one array layout whatever the share of S7 PDUs in a chunk
+        out = np.full((NCOL, n + 1), -1, np.int32)
+        is_req = np.empty(n, np.bool_)
+        s7_rows = np.empty(n, np.int64)
+        m = _fields(
+            ctx.chunk.buf, ctx.track.arena, ctx.track.pdus, idx, g, kind, out, s7_rows, is_req
+        )
         result: dict[str, pa.RecordBatch] = {}
 
-        bad_cotp = np.flatnonzero(out[:, STATUS] == BAD_COTP)
+        bad_cotp = np.flatnonzero(kind == K_NONE)
         if bad_cotp.shape[0]:
             env = ctx.pdu_envelope(idx[bad_cotp])
             ctx.weird(
                 env,
                 [WEIRD[BAD_COTP]] * bad_cotp.shape[0],
-                [f"{int(n)} bytes" for n in length[bad_cotp]],
+                [f"{int(n)} bytes" for n in g[G_LEN, bad_cotp]],
                 "cotp",
             )
         conn = np.flatnonzero(kind == K_CONN)
         if conn.shape[0]:
-            result["cotp"] = self._cotp(ctx, idx[conn])
-        s7 = np.flatnonzero(kind == K_S7)
-        if s7.shape[0]:
-            result["s7comm"] = self._s7(ctx, idx[s7], out[s7], in_arena[s7], length[s7])
+            result["cotp"] = self._cotp(ctx, idx[conn], np.take(g, conn, axis=1))
+        if m:
+            s7 = s7_rows[:m]
+            result["s7comm"] = self._s7(
+                ctx, idx[s7], np.take(g, s7, axis=1), out[:, :m], is_req[:m]
+            )
         plus = np.flatnonzero(kind == K_PLUS)
         if plus.shape[0]:
-            result["s7comm_plus"] = _decode_plus(self, ctx, idx[plus], out[plus])
+            result["s7comm_plus"] = _decode_plus(self, ctx, idx[plus], np.take(g, plus, axis=1))
         return result
 
     # -- COTP connection management (rare: Python) ------------------------------------------
-    def _cotp(self, ctx: ChunkContext, idx: np.ndarray) -> pa.RecordBatch:
+    def _cotp(self, ctx: ChunkContext, idx: np.ndarray, g: np.ndarray) -> pa.RecordBatch:
         env = ctx.pdu_envelope(idx)
-        flows = ctx.track.pdus[idx, T.P_FLOW]
-        rows: dict[str, list] = {
-            k: []
-            for k in (
-                "tpdu_type",
-                "dst_ref",
-                "src_ref",
-                "tpdu_class",
-                "tpdu_size",
-                "connection_type",
-                "disconnect_reason",
-                "src_tsap",
-                "dst_tsap",
-                "rack",
-                "slot",
-            )
-        }
-        for k, j in enumerate(idx):
-            data = ctx.pdu_bytes(j)
+        buf, arena = ctx.chunk.buf, ctx.track.arena
+        found: list[tuple] = []  # one tuple per row, turned into columns at the end
+        for in_arena, off, ln, flow in zip(
+            g[G_IN_ARENA].tolist(),
+            g[G_OFF].tolist(),
+            g[G_LEN].tolist(),
+            g[G_FLOW].tolist(),
+            strict=True,
+        ):
+            data = (arena if in_arena else buf)[off : off + ln].tobytes()
             li = data[4]
             head = data[5 : 5 + li]
             ctype = head[0] & 0xF0
@@ -1132,7 +1498,6 @@ class S7commDissector(Dissector):
                     elif code == 0xC0 and plen == 1 and 7 <= val[0] <= 13:
                         size = 1 << val[0]  # 128 .. 8192 octets
                     p += 2 + plen
-                flow = int(flows[k])
                 prev = self.tsaps.get(flow)
                 if src is not None or dst is not None or prev is None:
                     self.tsaps[flow] = (
@@ -1145,17 +1510,40 @@ class S7commDissector(Dissector):
                 reason = head[5]
             elif ctype == 0x70:
                 src_ref = None
-            rows["tpdu_type"].append(ctype)
-            rows["dst_ref"].append(dst_ref)
-            rows["src_ref"].append(src_ref if ctype not in (0x70,) else None)
-            rows["tpdu_class"].append(cls)
-            rows["tpdu_size"].append(size)
-            rows["connection_type"].append(conn)
-            rows["disconnect_reason"].append(reason)
-            rows["src_tsap"].append(src)
-            rows["dst_tsap"].append(dst)
-            rows["rack"].append(rack)
-            rows["slot"].append(slot)
+            found.append(
+                (
+                    ctype,
+                    dst_ref,
+                    src_ref if ctype not in (0x70,) else None,
+                    cls,
+                    size,
+                    conn,
+                    reason,
+                    src,
+                    dst,
+                    rack,
+                    slot,
+                )
+            )
+        rows = dict(
+            zip(
+                (
+                    "tpdu_type",
+                    "dst_ref",
+                    "src_ref",
+                    "tpdu_class",
+                    "tpdu_size",
+                    "connection_type",
+                    "disconnect_reason",
+                    "src_tsap",
+                    "dst_tsap",
+                    "rack",
+                    "slot",
+                ),
+                (list(c) for c in zip(*found, strict=True)),
+                strict=True,
+            )
+        )
         ctypes = np.array(rows["tpdu_type"], np.int64)
         conn_types = np.array([-1 if c is None else c for c in rows["connection_type"]], np.int64)
         batch = dict(env)
@@ -1179,161 +1567,106 @@ class S7commDissector(Dissector):
         return pa.RecordBatch.from_pydict(batch, schema=COTP_SCHEMA)
 
     def _tsap_columns(self, flows: np.ndarray) -> dict[str, pa.Array]:
-        src: list[str | None] = []
-        dst: list[str | None] = []
-        n = flows.shape[0]
-        rack = np.full(n, -1, np.int64)
-        slot = np.full(n, -1, np.int64)
-        uniq, inv = np.unique(flows, return_inverse=True)
-        u_src: list[str | None] = []
-        u_dst: list[str | None] = []
-        u_rack = np.full(uniq.shape[0], -1, np.int64)
-        u_slot = np.full(uniq.shape[0], -1, np.int64)
+        """TSAPs, rack and slot of each row's flow (looked up once per flow of the chunk)."""
+        uniq, inv = _factorize(flows)
+        per_flow = np.full((4, uniq.shape[0]), -1, np.int64)  # src, dst (string index), rack, slot
+        names: tuple[dict[str, int], dict[str, int]] = ({}, {})
         for k, f in enumerate(uniq.tolist()):
             t = self.tsaps.get(f)
             if t is None:
-                u_src.append(None)
-                u_dst.append(None)
+                continue
+            for side, tsap in enumerate(t[:2]):
+                if tsap is not None:
+                    per_flow[side, k] = names[side].setdefault(tsap, len(names[side]))
+            per_flow[2, k], per_flow[3, k] = t[2], t[3]
+        n = flows.shape[0]
+        dst = np.empty((4, n), np.int32)
+        bits = np.empty((4, (n + 7) >> 3), np.uint8)
+        nulls = np.empty(4, np.int64)
+        _per_row(per_flow, inv, dst, bits, nulls)
+        cols: dict[str, pa.Array] = {}
+        for c, name in enumerate(("src_tsap", "dst_tsap", "rack", "slot")):
+            atype = pa.int32() if c < 2 else pa.int16()
+            values = dst[c] if c < 2 else dst[c].astype(np.int16)
+            null_count = int(nulls[c])
+            if null_count == n:
+                col = pa.nulls(n, atype)
             else:
-                u_src.append(t[0])
-                u_dst.append(t[1])
-                u_rack[k], u_slot[k] = t[2], t[3]
-        s_arr = _strings(u_src)
-        d_arr = _strings(u_dst)
-        ix = pa.array(inv.astype(np.int64))
-        src_col = s_arr.take(ix)
-        dst_col = d_arr.take(ix)
-        rack = u_rack[inv]
-        slot = u_slot[inv]
-        del src, dst
-        return {
-            "src_tsap": src_col,
-            "dst_tsap": dst_col,
-            "rack": _col(rack, np.int16),
-            "slot": _col(slot, np.int16),
-        }
+                validity = pa.py_buffer(bits[c]) if null_count else None
+                col = pa.Array.from_buffers(
+                    atype, n, [validity, pa.py_buffer(values)], null_count=null_count
+                )
+            if c < 2:
+                col = pa.DictionaryArray.from_arrays(col, pa.array(list(names[c]), pa.string()))
+            cols[name] = col
+        return cols
 
     # -- S7comm -----------------------------------------------------------------------------
-    def _s7(self, ctx, idx, out, in_arena, length) -> pa.RecordBatch:
+    def _s7(self, ctx, idx, g, out, is_req) -> pa.RecordBatch:
         n = idx.shape[0]
-        P = ctx.track.pdus
         env = ctx.pdu_envelope(idx)
         buf, arena = ctx.chunk.buf, ctx.track.arena
+        in_arena = g[G_IN_ARENA]
 
         # variable items
-        counts = out[:, NITEMS]
         starts = np.zeros(n + 1, np.int64)
-        np.cumsum(counts, out=starts[1:])
-        items = np.empty((int(starts[-1]), NICOL), np.int64)
-        _items(buf, arena, in_arena, out, starts, items)
-        dlen = np.maximum(items[:, I_DLEN], 0)
-        dstarts = np.zeros(items.shape[0] + 1, np.int64)
-        np.cumsum(dlen, out=dstarts[1:])
-        data = np.empty(int(dstarts[-1]), np.uint8)
-        item_arena = np.repeat(in_arena, counts)
-        _gather(buf, arena, item_arena, items[:, I_DOFF], dlen, dstarts, data)
-        has_data = items[:, I_DLEN] >= 0
+        np.cumsum(out[NITEMS], out=starts[1:])
+        n_items = int(starts[-1])
+        items = np.full((NICOL, n_items), -1, np.int32)
+        offsets = np.empty(n_items + 1, np.int32)
+        bits = np.empty((n_items + 7) >> 3, np.uint8)
+        data = _items(buf, arena, in_arena, g[G_OFF], out, starts, items, offsets, bits)
         item_data = pa.BinaryArray.from_buffers(
-            pa.binary(),
-            items.shape[0],
-            [
-                pa.py_buffer(np.packbits(has_data, bitorder="little").tobytes()),
-                pa.py_buffer(dstarts.astype(np.int32).tobytes()),
-                pa.py_buffer(data.tobytes()),
-            ],
+            pa.binary(), n_items, [pa.py_buffer(bits), pa.py_buffer(offsets), pa.py_buffer(data)]
         )
 
-        ros = out[:, ROS]
-        ud_type = out[:, UD_TYPE]
-        is_req = (ros == 1) | ((ros == 7) & (ud_type == 1))
-        # pairing: Job ↔ Ack/Ack_Data, Userdata request ↔ response (same PDU reference)
-        space = np.where(ros == 7, np.where(ud_type == 0, 2, 1), 0)
-        key2 = out[:, PDUREF] | (space << 16)
-        flow = P[idx, T.P_FLOW]
-        self._szl_units(out, flow)
-        rich = self._rich(ctx, idx, out, is_req)  # reads requests only: before the pairing
-        pi_m = rich["pi_meaning"]
-        payload = np.stack([out[:, FUNC], out[:, UD_GROUP], out[:, UD_SUBF], pi_m], axis=1)
+        flow = g[G_FLOW]
+        units, rich_rows, what = _select(out)
+        self._szl_units(out, flow, units)
+        rich = self._rich(ctx, idx, out, g, rich_rows, what)  # before the pairing
         matched, req_frame, req_ts, req_pl = self.matcher.match(
-            flow, key2, is_req, P[idx, T.P_FRAME], P[idx, T.P_TS], payload
+            flow, out[KEY], is_req, g[G_FRAME], g[G_TS], out[FUNC : PI_M + 1].T
         )
-        matched &= space != 2
-        fill = matched & (out[:, FUNC] < 0) & (ros != 7)
-        out[fill, FUNC] = req_pl[fill, 0]
-        # an Ack_Data to a PI service means what its request's service means (_INSE, _DELE:
-        # program; P_PROGRAM: control), not just "PI service"
-        answer_pi = matched & ~is_req & (ros != 7) & (pi_m < 0) & (out[:, FUNC] == 0x28)
-        pi_m[answer_pi] = req_pl[answer_pi, 3]
-
-        fc = out[:, FUNC]
-        group = out[:, UD_GROUP]
-        subf = out[:, UD_SUBF]
-        midx = np.where(fc >= 0, _M.func_lut[np.clip(fc, 0, 255)], -1)
-        is_ud = (ros == 7) & (group >= 0)
-        if is_ud.any():
-            g = np.clip(group, 0, 63)
-            sf = np.clip(subf, 0, 255) + 1
-            midx = np.where(is_ud, _M.ud_lut[g, sf], midx)
-        midx = np.where(pi_m >= 0, pi_m, midx)
+        midx = np.empty(n, np.int64)
+        _complete(out, is_req, matched, req_pl, _M.func_lut, _M.ud_lut, midx)
         category, techniques = _M.columns(midx)
 
-        ud_code = np.where((group >= 0) & (subf >= 0), group * 256 + subf, -1)
-        err_combined = np.where(out[:, ERRCLS] >= 0, (out[:, ERRCLS] << 8) | out[:, ERRCOD], -1)
-
-        area = items[:, I_AREA]
-        rc = items[:, I_RC]
+        item_starts = pa.array(starts.astype(np.int32))
+        area = items[I_AREA]
+        rc = items[I_RC]
+        item_cols = _nullable_columns(items, ITEM_INT16_COLS, np.int16)
+        item_cols.update(_nullable_columns(items, ITEM_INT32_COLS, np.int32))
+        item_cols.update(_nullable_columns(items, ITEM_INT8_COLS, np.int8))
+        item_cols["item_area_name"] = AREAS.optional_names(area)
+        item_cols["item_return_name"] = RETURN_CODES.optional_names(rc)
+        item_cols["item_data"] = item_data
+        last = out[UD_LAST]
         batch = dict(env)
+        batch["is_request"] = pa.array(is_req)
+        batch.update(_nullable_columns(out, INT32_COLS, np.int32))
+        batch.update(_nullable_columns(out, INT16_COLS, np.int16))
+        batch.update({name: _list(item_starts, col) for name, col in item_cols.items()})
         batch.update(
             {
-                "is_request": pa.array(is_req),
-                "rosctr": pa.array(ros.astype(np.int16)),
-                "rosctr_name": ROSCTR.names(ros),
-                "pdu_ref": _col(out[:, PDUREF], np.int32),
-                "param_length": _col(out[:, PARLG], np.int32),
-                "data_length": _col(out[:, DATLG], np.int32),
-                "error_class": _col(out[:, ERRCLS], np.int16),
-                "error_class_name": ERROR_CLASSES.optional_names(out[:, ERRCLS]),
-                "error_code": _col(out[:, ERRCOD], np.int16),
-                "error_name": ERRORS.optional_names(err_combined),
-                "func_code": _col(fc, np.int16),
-                "func_name": FUNCTIONS.optional_names(fc),
+                "rosctr_name": ROSCTR.names(out[ROS]),
+                "error_class_name": ERROR_CLASSES.optional_names(out[ERRCLS]),
+                "error_name": ERRORS.optional_names(out[ERR_ALL]),
+                "func_name": FUNCTIONS.optional_names(out[FUNC]),
                 "category": category,
                 "techniques": techniques,
-                "item_count": _col(out[:, ITEMCNT], np.int16),
-                "item_syntax_id": _list(starts, _col(items[:, I_SYNTAX], np.int16)),
-                "item_area": _list(starts, _col(area, np.int16)),
-                "item_area_name": _list(starts, AREAS.optional_names(area)),
-                "item_db": _list(starts, _col(items[:, I_DB], np.int32)),
-                "item_byte": _list(starts, _col(items[:, I_BYTE], np.int32)),
-                "item_bit": _list(starts, _col(items[:, I_BIT], np.int8)),
-                "item_transport_size": _list(starts, _col(items[:, I_TSIZE], np.int16)),
-                "item_length": _list(starts, _col(items[:, I_LEN], np.int32)),
-                "item_return_code": _list(starts, _col(rc, np.int16)),
-                "item_return_name": _list(starts, RETURN_CODES.optional_names(rc)),
-                "item_data": _list(starts, item_data),
-                "pdu_length": _col(out[:, SETUP_PDU], np.int32),
-                "max_amq_calling": _col(out[:, AMQ1], np.int32),
-                "max_amq_called": _col(out[:, AMQ2], np.int32),
-                "filename": _sparse_strings(n, rich["filename"]),
                 "blocks": _sparse_lists(n, rich["blocks"]),
-                "pi_service": _sparse_strings(n, rich["pi_service"]).dictionary_encode(),
-                "pi_service_name": _sparse_strings(n, rich["pi_service_name"]).dictionary_encode(),
-                "ud_type": _col(ud_type, np.int16),
-                "ud_type_name": USERDATA_TYPES.optional_names(ud_type),
-                "ud_group": _col(group, np.int16),
-                "ud_group_name": USERDATA_GROUPS.optional_names(group),
-                "ud_subfunc": _col(subf, np.int16),
-                "ud_subfunc_name": USERDATA_SUBFUNCS.optional_names(ud_code),
-                "ud_seq": _col(out[:, UD_SEQ], np.int16),
-                "ud_last_unit": pa.array(out[:, UD_LAST] == 0, mask=out[:, UD_LAST] < 0),
-                "ud_error_code": _col(out[:, UD_ERR], np.int32),
-                "ud_error_name": ERRORS.optional_names(out[:, UD_ERR]),
-                "szl_id": _col(out[:, SZL_ID], np.int32),
-                "szl_index": _col(out[:, SZL_IDX], np.int32),
-                "szl_name": SZL_IDS.optional_names(out[:, SZL_ID]),
+                "pi_service": _sparse_dictionary(n, rich["pi_service"]),
+                "pi_service_name": _sparse_dictionary(n, rich["pi_service_name"]),
+                "ud_type_name": USERDATA_TYPES.optional_names(out[UD_TYPE]),
+                "ud_group_name": USERDATA_GROUPS.optional_names(out[UD_GROUP]),
+                "ud_subfunc_name": USERDATA_SUBFUNCS.optional_names(out[UD_CODE]),
+                "ud_last_unit": pa.array(last == 0, mask=last < 0),
+                "ud_error_name": ERRORS.optional_names(out[UD_ERR]),
+                "szl_name": SZL_IDS.optional_names(out[SZL_ID]),
             }
         )
-        for k in (
+        texts = (
+            "filename",
             "order_number",
             "hardware_version",
             "firmware_version",
@@ -1343,48 +1676,42 @@ class S7commDissector(Dissector):
             "copyright",
             "serial_number",
             "module_type",
-        ):
-            batch[k] = _sparse_strings(n, rich[k])
+        )
+        batch.update(_sparse_strings(n, {k: rich[k] for k in texts}))
         batch.update(self._tsap_columns(flow))
-        batch.update(pairing_columns(matched, req_frame, req_ts, P[idx, T.P_TS]))
-        bad = np.flatnonzero(out[:, STATUS] != OK)
+        batch.update(pairing_columns(matched, req_frame, req_ts, g[G_TS]))
+        bad = np.flatnonzero(out[STATUS] != OK)
         if bad.shape[0]:
             ctx.weird(
                 take_envelope(env, bad),
-                [WEIRD[int(s)] for s in out[bad, STATUS]],
+                [WEIRD[int(s)] for s in out[STATUS, bad]],
                 [
                     f"rosctr {int(r)}, function {int(f)}, {int(ln)} bytes"
-                    for r, f, ln in zip(ros[bad], fc[bad], length[bad], strict=True)
+                    for r, f, ln in zip(out[ROS, bad], out[FUNC, bad], g[G_LEN, bad], strict=True)
                 ],
                 "s7comm",
             )
         return pa.RecordBatch.from_pydict(batch, schema=SCHEMA)
 
-    def _szl_units(self, out: np.ndarray, flow: np.ndarray) -> None:
-        """Read SZL answers in several data units: later units take the first unit's id."""
-        rows = np.flatnonzero(
-            (out[:, ROS] == 7)
-            & (out[:, UD_GROUP] == 4)
-            & (out[:, UD_SUBF] == 1)
-            & (out[:, UD_TYPE] == 2)
-            & (out[:, UD_DUREF] > 0)
-        )
+    def _szl_units(self, out: np.ndarray, flow: np.ndarray, rows: np.ndarray) -> None:
+        """Read SZL answers in several data units (``rows``): later units take the first
+        unit's id."""
         for k in rows.tolist():
-            key = (int(flow[k]), int(out[k, UD_DUREF]))
+            key = (int(flow[k]), int(out[UD_DUREF, k]))
             first_unit = self.szl_units.get(key)
             if first_unit is not None:
-                out[k, SZL_ID], out[k, SZL_IDX] = first_unit
-            elif out[k, SZL_ID] >= 0 and out[k, UD_LAST] != 0:
-                self.szl_units[key] = (int(out[k, SZL_ID]), int(out[k, SZL_IDX]))
-            if out[k, UD_LAST] == 0:
+                out[SZL_ID, k], out[SZL_IDX, k] = first_unit
+            elif out[SZL_ID, k] >= 0 and out[UD_LAST, k] != 0:
+                self.szl_units[key] = (int(out[SZL_ID, k]), int(out[SZL_IDX, k]))
+            if out[UD_LAST, k] == 0:
                 self.szl_units.pop(key, None)
         if len(self.szl_units) > 10_000:  # answers never finished: forget the oldest
             for key in list(self.szl_units)[:5_000]:
                 del self.szl_units[key]
 
-    def _rich(self, ctx, idx, out, is_req) -> dict[str, Any]:
-        """Block transfers, PI services, PLC stop and SZL identity answers (rare: Python)."""
-        n = idx.shape[0]
+    def _rich(self, ctx, idx, out, g, rows, what) -> dict[str, Any]:
+        """Block transfers, PI services, PLC stop and SZL identity answers (rare: Python);
+        a PI service's meaning goes to ``out[PI_M]``."""
         res: dict[str, Any] = {
             k: {}
             for k in (
@@ -1403,36 +1730,38 @@ class S7commDissector(Dissector):
                 "module_type",
             )
         }
-        pi_meaning = np.full(n, -1, np.int64)
-        res["pi_meaning"] = pi_meaning
-        fc = out[:, FUNC]
-        ros = out[:, ROS]
-        block_fc = (ros == 1) & (fc >= 0x1A) & (fc <= 0x1F)
-        pi_fc = (ros == 1) & ((fc == 0x28) | (fc == 0x29))
-        szl = (
-            (ros == 7)
-            & (out[:, UD_TYPE] == 2)
-            & np.isin(out[:, SZL_ID], (0x0011, 0x0111, 0x001C, 0x011C))
-        )
-        for k in np.flatnonzero(block_fc | pi_fc | szl):
-            j = int(idx[k])
-            data = ctx.pdu_bytes(j)
-            base = int(out[k, S7OFF]) - int(ctx.track.pdus[j, T.P_OFF])
-            par = int(out[k, PAROFF]) - int(out[k, S7OFF]) + base
-            pend = int(out[k, PEND]) - int(out[k, S7OFF]) + base
-            dat = int(out[k, DATOFF]) - int(out[k, S7OFF]) + base
-            dend = int(out[k, DEND]) - int(out[k, S7OFF]) + base
-            param = data[par:pend]
+        if rows.shape[0] == 0:
+            return res
+        buf, arena = ctx.chunk.buf, ctx.track.arena
+        pi_meaning = out[PI_M]
+        # one conversion to Python ints for all the rows, not one per value
+        at = out[:, rows]
+        for k, w, ina, p, par, pend, dat, dend, fc, szl_id in zip(
+            rows.tolist(),
+            what.tolist(),
+            g[G_IN_ARENA, rows].tolist(),
+            g[G_OFF, rows].tolist(),
+            at[PAROFF].tolist(),
+            at[PEND].tolist(),
+            at[DATOFF].tolist(),
+            at[DEND].tolist(),
+            at[FUNC].tolist(),
+            at[SZL_ID].tolist(),
+            strict=True,
+        ):
+            if w == R_SZL and szl_id not in (0x0011, 0x0111, 0x001C, 0x011C):
+                continue  # a later data unit of another list
+            b = arena if ina else buf
             try:
-                if block_fc[k]:
-                    self._block_transfer(res, k, param)
-                elif pi_fc[k]:
-                    self._pi(res, k, param, int(fc[k]), pi_meaning)
+                if w == R_BLOCK:
+                    self._block_transfer(res, k, b[p + par : p + pend].tobytes())
+                elif w == R_PI:
+                    self._pi(res, k, b[p + par : p + pend].tobytes(), fc, pi_meaning)
                 else:
-                    self._szl(res, k, data[dat:dend], int(out[k, SZL_ID]))
+                    self._szl(res, k, b[p + dat : p + dend].tobytes(), szl_id)
             except (IndexError, ValueError, UnicodeDecodeError):
                 env = ctx.pdu_envelope(idx[k : k + 1])
-                ctx.weird(env, ["s7comm_bad_parameters"], [f"function {int(fc[k])}"], "s7comm")
+                ctx.weird(env, ["s7comm_bad_parameters"], [f"function {fc}"], "s7comm")
         return res
 
     @staticmethod
@@ -1533,16 +1862,31 @@ def _version(ausbg: int, ausbe: int) -> str:
     return str(ausbe)
 
 
+def _plus_categories() -> tuple[np.ndarray, pa.Array]:
+    """Category index of each S7comm-plus function code (-1: none), and their names."""
+    cat_names = sorted({m.category for m in PLUS_FUNCTIONS.rows.values() if m.category})
+    cat_of = {c: i for i, c in enumerate(cat_names)}
+    lut = np.full(max(int(c) for c in PLUS_FUNCTIONS.rows) + 1, -1, np.int64)  # type: ignore[call-overload]
+    for code, m in PLUS_FUNCTIONS.rows.items():
+        if m.category:
+            lut[int(code)] = cat_of[m.category]  # type: ignore[call-overload]
+    return lut, pa.array(cat_names, pa.string())
+
+
+PLUS_CAT_LUT, PLUS_CATEGORY_NAMES = _plus_categories()
+
+
 def _decode_plus(
-    self: S7commDissector, ctx: ChunkContext, idx: np.ndarray, out: np.ndarray
+    self: S7commDissector, ctx: ChunkContext, idx: np.ndarray, g: np.ndarray
 ) -> pa.RecordBatch:
     """S7comm-plus rows; a PDU without trailer continues in the next one of its direction."""
-    P = ctx.track.pdus
     env = ctx.pdu_envelope(idx)
     n = idx.shape[0]
-    flow = P[idx, T.P_FLOW]
-    orig = P[idx, T.P_ORIG] != 0
-    trailer = out[:, P_TRAILER] == 1
+    out = np.full((NPCOL, n), -1, np.int64)
+    _plus_fields(ctx.chunk.buf, ctx.track.arena, g[G_IN_ARENA], g[G_OFF], g[G_LEN], out)
+    flow = g[G_FLOW]
+    orig = g[G_ORIG] != 0
+    trailer = out[P_TRAILER] == 1
     # a PDU without trailer continues in the next PDU of the same direction
     continued = np.zeros(n, bool)
     order = np.lexsort((np.arange(n), orig, flow))
@@ -1552,59 +1896,61 @@ def _decode_plus(
     prev_open = np.zeros(n, bool)
     prev_open[1:] = same[1:] & ~st[:-1]
     firsts = np.flatnonzero(~same)
-    for f in firsts:
-        prev_open[f] = self.plus_open.get((int(sf[f]), bool(so[f])), False)
+    prev_open[firsts] = [
+        self.plus_open.get(key, False)
+        for key in zip(sf[firsts].tolist(), so[firsts].tolist(), strict=True)
+    ]
     continued[order] = prev_open
     lasts = np.flatnonzero(np.append(~same[1:], True))
-    for f in lasts:
-        key = (int(sf[f]), bool(so[f]))
-        if st[f]:
-            self.plus_open.pop(key, None)
+    for f, o, closed in zip(
+        sf[lasts].tolist(), so[lasts].tolist(), st[lasts].tolist(), strict=True
+    ):
+        if closed:
+            self.plus_open.pop((f, o), None)
         else:
-            self.plus_open[key] = True
-    op = np.where(continued, -1, out[:, P_OPCODE])
-    func = np.where(continued, -1, out[:, P_FUNC])
-    seq = np.where(continued, -1, out[:, P_SEQ])
-    session = np.where(continued, -1, out[:, P_SESSION])
+            self.plus_open[(f, o)] = True
+    # a continuation carries no header of its own
+    out[P_OPCODE : P_SESSION + 1, continued] = -1
+    op = out[P_OPCODE]
+    func = out[P_FUNC]
     is_req = op == 0x31
     is_resp = (op == 0x32) | (op == 0x02)
     matched, req_frame, req_ts, _pl = self.plus_matcher.match(
         flow,
-        np.where(is_req | is_resp, seq, -2),
+        np.where(is_req | is_resp, out[P_SEQ], -2),
         is_req,
-        P[idx, T.P_FRAME],
-        P[idx, T.P_TS],
+        g[G_FRAME],
+        g[G_TS],
         func.reshape(n, 1),
     )
     matched &= is_resp
-    fidx = np.full(n, -1, np.int64)
-    cat_names = sorted({m.category for m in PLUS_FUNCTIONS.rows.values() if m.category})
-    cat_of = {c: i for i, c in enumerate(cat_names)}
-    for code, m in PLUS_FUNCTIONS.rows.items():
-        if m.category:
-            fidx[func == code] = cat_of[m.category]
+    inside = (func >= 0) & (func < PLUS_CAT_LUT.shape[0])
+    fidx = np.where(inside, PLUS_CAT_LUT[np.where(inside, func, 0)], -1)
     batch = dict(env)
+    batch["is_request"] = pa.array(is_req)
+    batch.update(_nullable_columns(out, (("version", P_VER), ("opcode", P_OPCODE)), np.int16))
+    batch.update(
+        _nullable_columns(
+            out,
+            (("data_length", P_DLEN), ("function", P_FUNC), ("seq_num", P_SEQ)),
+            np.int32,
+        )
+    )
+    batch.update(_nullable_columns(out, (("session_id", P_SESSION),), np.int64))
     batch.update(
         {
-            "is_request": pa.array(is_req),
-            "version": _col(out[:, P_VER], np.int16),
-            "version_name": PLUS_VERSIONS.optional_names(out[:, P_VER]),
-            "data_length": _col(out[:, P_DLEN], np.int32),
+            "version_name": PLUS_VERSIONS.optional_names(out[P_VER]),
             "continued": pa.array(continued),
-            "opcode": _col(op, np.int16),
             "opcode_name": PLUS_OPCODES.optional_names(op),
-            "function": _col(func, np.int32),
             "function_name": PLUS_FUNCTIONS.optional_names(func),
             "category": pa.DictionaryArray.from_arrays(
                 pa.array(np.maximum(fidx, 0).astype(np.int32), mask=fidx < 0),
-                pa.array(cat_names, pa.string()),
+                PLUS_CATEGORY_NAMES,
             ),
-            "seq_num": _col(seq, np.int32),
-            "session_id": _col(session, np.int64),
         }
     )
     batch.update(self._tsap_columns(flow))
-    batch.update(pairing_columns(matched, req_frame, req_ts, P[idx, T.P_TS]))
+    batch.update(pairing_columns(matched, req_frame, req_ts, g[G_TS]))
     return pa.RecordBatch.from_pydict(batch, schema=PLUS_SCHEMA)
 
 
