@@ -1213,6 +1213,21 @@ def _pair_keys(ctx: ChunkContext, pkt: np.ndarray) -> np.ndarray:
     return np.where(flow >= 0, flow, mac_key)
 
 
+@njit(cache=True, nogil=True)
+def _probe_bvlc(buf, cols, udp, lo, hi, ok):
+    """BVLC type 0x81, a known function and a length of at least 4 that is the datagram's
+    (or any length on the BACnet ports): BACnet/IP by content, one pass."""
+    for k in range(udp.shape[0]):
+        i = udp[k]
+        p = cols[i, L.PAY_OFF]
+        ln = (np.int64(buf[p + 2]) << 8) | np.int64(buf[p + 3])
+        sp, dp = cols[i, L.SPORT], cols[i, L.DPORT]
+        hint = (lo <= sp <= hi) or (lo <= dp <= hi)
+        ok[k] = (
+            buf[p] == 0x81 and buf[p + 1] <= 0x0C and ln >= 4 and (ln == cols[i, L.SEG_LEN] or hint)
+        )
+
+
 class BacnetDissector(Dissector):
     name = "bacnet"
     tables = {"bacnet": SCHEMA}
@@ -1246,18 +1261,12 @@ class BacnetDissector(Dissector):
         """(packet, start, captured end, wire length, link) of every BACnet message."""
         c, buf = ctx.cols, ctx.chunk.buf
         udp = ctx.udp(min_payload=4)
-        off = c[udp, L.PAY_OFF]
-        ln = (buf[off + 2].astype(np.int64) << 8) | buf[off + 3]
-        wire = c[udp, L.SEG_LEN]
-        port_hint = np.zeros(udp.shape[0], bool)
-        for col in (L.SPORT, L.DPORT):
-            port_hint |= (c[udp, col] >= BACNET_PORTS[0]) & (c[udp, col] <= BACNET_PORTS[1])
-        ok = (buf[off] == 0x81) & (buf[off + 1] <= 0x0C) & (ln >= 4)
-        ok &= (ln == wire) | port_hint
+        ok = np.empty(udp.shape[0], np.bool_)
+        _probe_bvlc(buf, c, udp, BACNET_PORTS[0], BACNET_PORTS[1], ok)
         ip_pkt = udp[ok]
-        ip_start = off[ok]
+        ip_start = c[ip_pkt, L.PAY_OFF]
         ip_end = ip_start + c[ip_pkt, L.PAY_LEN]
-        ip_wire = wire[ok]
+        ip_wire = c[ip_pkt, L.SEG_LEN]
 
         llc = ctx.ethertype(0)
         if llc.shape[0]:

@@ -72,6 +72,21 @@ def _nonnegative_bitmap(v, bits):
     return nulls
 
 
+@njit(cache=True, nogil=True)
+def _udp_packets(cols):
+    """Rows of UDP-over-IP packets and their payload lengths (one pass over the rows)."""
+    n = cols.shape[0]
+    rows = np.empty(n, np.int64)
+    length = np.empty(n, np.int64)
+    k = 0
+    for i in range(n):
+        if cols[i, L.PROTO] == 17 and cols[i, L.IPVER] != 0:
+            rows[k] = i
+            length[k] = cols[i, L.PAY_LEN]
+            k += 1
+    return rows[:k].copy(), length[:k].copy()
+
+
 CATEGORIES = (
     "read",
     "write",
@@ -251,10 +266,9 @@ class ChunkContext:
         if key not in self._memo:  # several dissectors ask; the scan is over every packet once
             base = self._memo.get("udp_all")
             if base is None:
-                c = self.cols
-                base = np.flatnonzero((c[:, L.PROTO] == 17) & (c[:, L.IPVER] != 0))
+                base, length = _udp_packets(self.cols)
                 self._memo["udp_all"] = base
-                self._memo["udp_len"] = self.cols[base, L.PAY_LEN]
+                self._memo["udp_len"] = length
             self._memo[key] = base[self._memo["udp_len"] >= min_payload]
         return self._memo[key]
 
