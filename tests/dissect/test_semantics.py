@@ -274,3 +274,42 @@ def test_iec61850_dangerous_services_map_to_techniques():
         assert set(svc[code].techniques) & {"T0861", "T0888"}
     goose = _space("goose", "pdu")["goosePdu"]
     assert goose.category == "control" and "T0855" in goose.techniques
+
+
+def test_code_names_by_lookup_table_known_unknown_and_absent():
+    """Names come from a table that learns unknown codes; the dictionary stays bounded."""
+    import numpy as np
+
+    from otsight.dissect import base
+
+    sem = base.Semantics("t", "codes", {1: ("one", "read"), 3: "three", 70: "seventy"})
+    codes = np.array([1, 2, 3, 70, 70_000, 5_000_000, 2])
+    assert sem.names(codes).to_pylist() == [
+        "one",
+        "unknown_2",
+        "three",
+        "seventy",
+        "unknown_70000",
+        "unknown_5000000",
+        "unknown_2",
+    ]
+    # a later chunk finds the learnt codes in the table and names them the same way
+    assert sem.names(np.array([2, 70_000])).to_pylist() == ["unknown_2", "unknown_70000"]
+    opt = sem.optional_names(np.array([-1, 3, -7, 9]))
+    assert opt.to_pylist() == [None, "three", None, "unknown_9"]
+    assert opt.null_count == 2
+    missing = np.array([False, True, False])
+    assert sem.names(np.array([1, 1, 4]), missing=missing).to_pylist() == [
+        "one",
+        None,
+        "unknown_4",
+    ]
+    # random 31-bit codes (hostile traffic): every row still named, and the next chunk's
+    # dictionary does not carry them all
+    rng = np.random.default_rng(7)
+    noise = rng.integers(1 << 21, 1 << 31, 3 * base._MAX_UNKNOWN)
+    named = sem.names(noise)
+    assert named.to_pylist() == [f"unknown_{c}" for c in noise.tolist()]
+    later = sem.names(np.array([3, 5]))
+    assert later.to_pylist() == ["three", "unknown_5"]
+    assert len(later.dictionary) <= 3 + base._MAX_UNKNOWN + 1

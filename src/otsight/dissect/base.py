@@ -33,6 +33,8 @@ from otsight.dissect import _l2l4 as L
 
 # Codes below this get a table entry (named codes and unknown codes seen so far).
 _LUT_MAX = 1 << 20
+# Unknown codes remembered per code space before the memory is reset.
+_MAX_UNKNOWN = 4096
 _NO_ROWS = np.zeros(0, np.bool_)
 
 
@@ -186,6 +188,7 @@ class Semantics:
                 if k < size:
                     lut[k] = at[name]
             self._lut = lut
+            self._known = len(self._names)
             self._values: pa.Array | None = None
             self._extra: dict[int, int] = {}  # codes past the table's reach → name index
         return lut
@@ -195,6 +198,13 @@ class Semantics:
         todo = (idx < 0) & ~missing if missing.shape[0] else idx < 0
         new, inverse = np.unique(codes[todo], return_inverse=True)
         lut = self._lut
+        if len(self._names) + new.shape[0] > self._known + _MAX_UNKNOWN:
+            # hostile traffic (random codes) must not grow every later batch's dictionary:
+            # forget the unknown codes named so far
+            lut[lut >= self._known] = -1
+            del self._names[self._known :]
+            self._extra.clear()
+            self._values = None
         top = int(new.max())
         if top >= lut.shape[0] and top < _LUT_MAX:
             size = lut.shape[0]
