@@ -7,6 +7,7 @@ empty one, so queries never fail on a missing table.
 
 from __future__ import annotations
 
+import os
 import queue
 import shutil
 import threading
@@ -33,13 +34,17 @@ class Archive:
         self.rows: dict[str, int] = {t: 0 for t in self.tables}
         self._queue: queue.Queue = queue.Queue(maxsize=16)
         self._error: BaseException | None = None
+        # With one core the thread could only take turns with the decoder (and pay for the
+        # switching): write in line instead.
+        self._inline = _usable_cores() < 2
         self._thread = threading.Thread(target=self._drain, name="otsight-archive", daemon=True)
         self.root.mkdir(parents=True, exist_ok=True)
         for name in set(events.TABLES) | set(schemas):  # an old run's tables would mix in
             folder = self.root / name
             if folder.is_dir():
                 shutil.rmtree(folder)
-        self._thread.start()
+        if not self._inline:
+            self._thread.start()
 
     def write(self, table: str, batch: pa.RecordBatch) -> None:
         if batch.num_rows == 0:
@@ -47,6 +52,13 @@ class Archive:
         if self._error is not None:
             raise RuntimeError(f"writing the event archive failed: {self._error}")
         self.rows[table] += batch.num_rows
+        if self._inline:
+            try:
+                self._write(table, batch)
+            except Exception as exc:  # the same report as from the writer thread
+                self._error = exc
+                raise RuntimeError(f"writing the event archive failed: {exc}") from exc
+            return
         self._queue.put((table, batch))
 
     def _drain(self) -> None:
@@ -85,8 +97,9 @@ class Archive:
         writer.write_batch(batch)
 
     def close(self) -> None:
-        self._queue.put(None)
-        self._thread.join()
+        if not self._inline:
+            self._queue.put(None)
+            self._thread.join()
         for writer in self._writers.values():
             writer.close()
         for name in self.tables:
@@ -97,3 +110,10 @@ class Archive:
         self._writers.clear()
         if self._error is not None:
             raise RuntimeError(f"writing the event archive failed: {self._error}")
+
+
+def _usable_cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
