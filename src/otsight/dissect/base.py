@@ -422,6 +422,52 @@ def null_negative(v: np.ndarray, dtype: Any) -> pa.Array:
     )
 
 
+@njit(cache=True, nogil=True)
+def _nullable(out, rows, dst, bits, nulls):
+    """``dst[k]`` = row ``rows[k]`` of ``out`` cast, with its Arrow validity bitmap
+    ``bits[k]`` (negative = absent) and null count ``nulls[k]``: one pass for all of them."""
+    n = out.shape[1]
+    for k in range(rows.shape[0]):
+        r = rows[k]
+        count = 0
+        for i in range(bits.shape[1]):
+            bits[k, i] = 0
+        for j in range(n):
+            v = out[r, j]
+            if v >= 0:
+                dst[k, j] = v
+                bits[k, j >> 3] |= np.uint8(1 << (j & 7))
+            else:
+                dst[k, j] = 0
+                count += 1
+        nulls[k] = count
+
+
+def null_negative_rows(out: np.ndarray, cols, dtype) -> dict[str, pa.Array]:
+    """Columns ``cols`` ((name, row) pairs) of ``out`` (a kernel's output with one row per
+    field, one column per PDU) as Arrow arrays of ``dtype``, null where negative. Built
+    from buffers; a column absent from every row of the chunk (most of the rare fields) is
+    a plain null array."""
+    n = out.shape[1]
+    rows = np.array([r for _, r in cols], np.int64)
+    dst = np.empty((rows.shape[0], n), dtype)
+    bits = np.empty((rows.shape[0], (n + 7) >> 3), np.uint8)
+    nulls = np.empty(rows.shape[0], np.int64)
+    _nullable(out, rows, dst, bits, nulls)
+    atype = pa.from_numpy_dtype(dtype)
+    res = {}
+    for k, (name, _) in enumerate(cols):
+        c = int(nulls[k])
+        if c == n:
+            res[name] = pa.nulls(n, atype)
+        else:
+            validity = pa.py_buffer(bits[k]) if c else None
+            res[name] = pa.Array.from_buffers(
+                atype, n, [validity, pa.py_buffer(dst[k])], null_count=c
+            )
+    return res
+
+
 def dictionary_column(indices: np.ndarray, strings: list[str]) -> pa.DictionaryArray:
     """Indices into ``strings`` (-1 = null)."""
     return pa.DictionaryArray.from_arrays(

@@ -16,7 +16,14 @@ from otsight import events as E
 from otsight._jit import njit
 from otsight.capture import _track as T
 from otsight.capture import framing
-from otsight.dissect.base import ChunkContext, Dissector, Semantics, pairing_columns, take_envelope
+from otsight.dissect.base import (
+    ChunkContext,
+    Dissector,
+    Semantics,
+    null_negative_rows,
+    pairing_columns,
+    take_envelope,
+)
 from otsight.dissect.matching import RequestMatcher
 
 # ---- semantics (seeded from shared/PROTOCOLS.md 3.1 and 3.1a) -----------------------------
@@ -415,51 +422,6 @@ def _complete(buf, arena, in_arena, off, out, matched, req_pl, cat_luts, cat, st
         cat[j] = c
 
 
-@njit(cache=True, nogil=True)
-def _nullable(out, rows, dst, bits, nulls):
-    """``dst[k]`` = row ``rows[k]`` of ``out`` cast, with its Arrow validity bitmap
-    ``bits[k]`` (negative = absent) and null count ``nulls[k]``: one pass for all of them."""
-    n = out.shape[1]
-    for k in range(rows.shape[0]):
-        r = rows[k]
-        count = 0
-        for i in range(bits.shape[1]):
-            bits[k, i] = 0
-        for j in range(n):
-            v = out[r, j]
-            if v >= 0:
-                dst[k, j] = v
-                bits[k, j >> 3] |= np.uint8(1 << (j & 7))
-            else:
-                dst[k, j] = 0
-                count += 1
-        nulls[k] = count
-
-
-def _nullable_columns(out: np.ndarray, cols, dtype) -> dict[str, pa.Array]:
-    """Columns ``cols`` ((name, row) pairs) of ``out`` as Arrow arrays of ``dtype``, null
-    where negative. Built from buffers; a column absent from every row of the chunk (most
-    of the rare fields) is a plain null array."""
-    n = out.shape[1]
-    rows = np.array([r for _, r in cols], np.int64)
-    dst = np.empty((rows.shape[0], n), dtype)
-    bits = np.empty((rows.shape[0], (n + 7) >> 3), np.uint8)
-    nulls = np.empty(rows.shape[0], np.int64)
-    _nullable(out, rows, dst, bits, nulls)
-    atype = pa.from_numpy_dtype(dtype)
-    res = {}
-    for k, (name, _) in enumerate(cols):
-        c = int(nulls[k])
-        if c == n:
-            res[name] = pa.nulls(n, atype)
-        else:
-            validity = pa.py_buffer(bits[k]) if c else None
-            res[name] = pa.Array.from_buffers(
-                atype, n, [validity, pa.py_buffer(dst[k])], null_count=c
-            )
-    return res
-
-
 def _device_objects(data: bytes) -> list[dict[str, object]] | None:
     """Objects of a Read Device Identification response (MBAP included in ``data``)."""
     body = data[8:]
@@ -552,8 +514,8 @@ class ModbusDissector(Dissector):
         fc = out[FC]
         batch = dict(env)
         batch["is_request"] = pa.array(is_req)
-        batch.update(_nullable_columns(out, INT32_COLS, np.int32))
-        batch.update(_nullable_columns(out, INT16_COLS, np.int16))
+        batch.update(null_negative_rows(out, INT32_COLS, np.int32))
+        batch.update(null_negative_rows(out, INT16_COLS, np.int16))
         batch.update(
             {
                 "func_name": FUNCTIONS.names(fc),

@@ -49,6 +49,7 @@ from otsight.dissect.base import (
     Dissector,
     Meaning,
     Semantics,
+    null_negative_rows,
     pairing_columns,
     take_envelope,
 )
@@ -1088,27 +1089,6 @@ def _meaning_columns(midx, cat_lut, t_len, t_start, t_flat, cat, bits, offsets):
     return nulls, values
 
 
-@njit(cache=True, nogil=True)
-def _nullable(out, rows, dst, bits, nulls):
-    """``dst[k]`` = row ``rows[k]`` of ``out`` cast, with its Arrow validity bitmap
-    ``bits[k]`` (negative = absent) and null count ``nulls[k]``: one pass for all of them."""
-    n = out.shape[1]
-    for k in range(rows.shape[0]):
-        r = rows[k]
-        count = 0
-        for i in range(bits.shape[1]):
-            bits[k, i] = 0
-        for j in range(n):
-            v = out[r, j]
-            if v >= 0:
-                dst[k, j] = v
-                bits[k, j >> 3] |= np.uint8(1 << (j & 7))
-            else:
-                dst[k, j] = 0
-                count += 1
-        nulls[k] = count
-
-
 @njit(cache=True, inline="always")
 def _slot(keys, slot, x):
     """Slot of ``x`` in an open-addressing table (a free one when absent)."""
@@ -1199,30 +1179,6 @@ def _spread(keys, lengths, present, bounds, offsets, bits):
 
 
 # ---- helpers ------------------------------------------------------------------------------
-def _nullable_columns(out: np.ndarray, cols, dtype) -> dict[str, pa.Array]:
-    """Columns ``cols`` ((name, row) pairs) of ``out`` as Arrow arrays of ``dtype``, null
-    where negative. Built from buffers; a column absent from every row of the chunk (most
-    of the rare fields) is a plain null array."""
-    n = out.shape[1]
-    rows = np.array([r for _, r in cols], np.int64)
-    dst = np.empty((rows.shape[0], n), dtype)
-    bits = np.empty((rows.shape[0], (n + 7) >> 3), np.uint8)
-    nulls = np.empty(rows.shape[0], np.int64)
-    _nullable(out, rows, dst, bits, nulls)
-    atype = pa.from_numpy_dtype(dtype)
-    res = {}
-    for k, (name, _) in enumerate(cols):
-        c = int(nulls[k])
-        if c == n:
-            res[name] = pa.nulls(n, atype)
-        else:
-            validity = pa.py_buffer(bits[k]) if c else None
-            res[name] = pa.Array.from_buffers(
-                atype, n, [validity, pa.py_buffer(dst[k])], null_count=c
-            )
-    return res
-
-
 def _sparse_buffers(n: int, keys: list[int], lengths: list[int], present: list[bool], bounds):
     """Offsets and validity buffers of columns of ``n`` rows with values at a few rows only
     (column ``c``: ``keys[bounds[c]:bounds[c + 1]]``), made by one kernel call for all."""
@@ -1634,17 +1590,17 @@ class S7commDissector(Dissector):
         item_starts = pa.array(starts.astype(np.int32))
         area = items[I_AREA]
         rc = items[I_RC]
-        item_cols = _nullable_columns(items, ITEM_INT16_COLS, np.int16)
-        item_cols.update(_nullable_columns(items, ITEM_INT32_COLS, np.int32))
-        item_cols.update(_nullable_columns(items, ITEM_INT8_COLS, np.int8))
+        item_cols = null_negative_rows(items, ITEM_INT16_COLS, np.int16)
+        item_cols.update(null_negative_rows(items, ITEM_INT32_COLS, np.int32))
+        item_cols.update(null_negative_rows(items, ITEM_INT8_COLS, np.int8))
         item_cols["item_area_name"] = AREAS.optional_names(area)
         item_cols["item_return_name"] = RETURN_CODES.optional_names(rc)
         item_cols["item_data"] = item_data
         last = out[UD_LAST]
         batch = dict(env)
         batch["is_request"] = pa.array(is_req)
-        batch.update(_nullable_columns(out, INT32_COLS, np.int32))
-        batch.update(_nullable_columns(out, INT16_COLS, np.int16))
+        batch.update(null_negative_rows(out, INT32_COLS, np.int32))
+        batch.update(null_negative_rows(out, INT16_COLS, np.int16))
         batch.update({name: _list(item_starts, col) for name, col in item_cols.items()})
         batch.update(
             {
@@ -1928,15 +1884,15 @@ def _decode_plus(
     fidx = np.where(inside, PLUS_CAT_LUT[np.where(inside, func, 0)], -1)
     batch = dict(env)
     batch["is_request"] = pa.array(is_req)
-    batch.update(_nullable_columns(out, (("version", P_VER), ("opcode", P_OPCODE)), np.int16))
+    batch.update(null_negative_rows(out, (("version", P_VER), ("opcode", P_OPCODE)), np.int16))
     batch.update(
-        _nullable_columns(
+        null_negative_rows(
             out,
             (("data_length", P_DLEN), ("function", P_FUNC), ("seq_num", P_SEQ)),
             np.int32,
         )
     )
-    batch.update(_nullable_columns(out, (("session_id", P_SESSION),), np.int64))
+    batch.update(null_negative_rows(out, (("session_id", P_SESSION),), np.int64))
     batch.update(
         {
             "version_name": PLUS_VERSIONS.optional_names(out[P_VER]),
