@@ -41,7 +41,9 @@ def pdu_columns(P: np.ndarray, idx: np.ndarray | None = None) -> dict[str, np.nd
     sport, dport, framer (int32), orig (bool) and the 128-bit addresses ``src_hi``,
     ``src_lo``, ``dst_hi``, ``dst_lo`` (uint64)."""
     n = P.shape[0] if idx is None else idx.shape[0]
-    out = {k: np.empty(n, np.int64) for k in ("frame", "ts", "flow", "off", "in_arena", "length")}
+    out: dict[str, np.ndarray] = {
+        k: np.empty(n, np.int64) for k in ("frame", "ts", "flow", "off", "in_arena", "length")
+    }
     out |= {k: np.empty(n, np.int32) for k in ("sport", "dport", "framer")}
     out["orig"] = np.empty(n, np.bool_)
     ips = np.empty((4, n), np.uint64)

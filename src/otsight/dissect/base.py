@@ -113,6 +113,13 @@ class Meaning:
 class Semantics:
     """One code space of one protocol (e.g. Modbus function codes), declared as data."""
 
+    # the look-up table of integer codes and what it names (built on first use)
+    _lut: np.ndarray
+    _names: list[str]
+    _known: int  # names of declared codes; learnt unknown codes come after them
+    _values: pa.Array | None  # ``_names`` as Arrow, rebuilt when it grows
+    _extra: dict[int, int]  # codes past the table's reach → name index
+
     def __init__(self, protocol: str, space: str, rows: dict[Hashable, Any]) -> None:
         self.protocol = protocol
         self.space = space
@@ -189,8 +196,8 @@ class Semantics:
                     lut[k] = at[name]
             self._lut = lut
             self._known = len(self._names)
-            self._values: pa.Array | None = None
-            self._extra: dict[int, int] = {}  # codes past the table's reach → name index
+            self._values = None
+            self._extra = {}
         return lut
 
     def _name_new_codes(self, codes: np.ndarray, missing: np.ndarray, idx: np.ndarray):

@@ -26,6 +26,8 @@ bytes (counted, then copied into an Arrow string buffer).
 
 from __future__ import annotations
 
+from typing import Any, cast
+
 import numpy as np
 import pyarrow as pa
 
@@ -1338,9 +1340,12 @@ class _Meanings:
             (self.PCCC_OBJ, PCCC_SERVICES),
         ):
             for code, m in table.rows.items():
-                self.luts[scope, int(code)] = self._add(m)
-        self.pccc = {int(k): self._add(m) for k, m in PCCC.rows.items()}
-        self.by_class = {k: self._add(m) for k, m in CLASS_SERVICES.rows.items()}
+                self.luts[scope, cast(int, code)] = self._add(m)
+        self.pccc = {cast(int, k): self._add(m) for k, m in PCCC.rows.items()}
+        # keyed (class, service)
+        self.by_class: dict[tuple[int, int], int] = {
+            cast(tuple[int, int], k): self._add(m) for k, m in CLASS_SERVICES.rows.items()
+        }
 
     def _add(self, m: Meaning) -> int:
         self.items.append(m)
@@ -1519,7 +1524,9 @@ class _MeaningColumns:
         self.name_values: pa.Array | None = None
         self.cats = sorted({m.category for m in items if m.category})
         cat_of = {c: i for i, c in enumerate(self.cats)}
-        self.cat_lut = np.array([cat_of.get(m.category, -1) for m in items] + [-1], np.int32)
+        self.cat_lut = np.array(
+            [cat_of[m.category] if m.category else -1 for m in items] + [-1], np.int32
+        )
         self.cat_values = pa.array(self.cats, pa.string())
         techs = sorted({t for m in items for t in m.techniques})
         t_of = {t: i for i, t in enumerate(techs)}
@@ -1599,7 +1606,7 @@ def _strings(offsets: np.ndarray, data: np.ndarray, valid: np.ndarray) -> pa.Arr
     )
 
 
-def _list_identity(data: bytes, q: int) -> dict[str, object] | None:
+def _list_identity(data: bytes, q: int) -> dict[str, Any] | None:
     """ListIdentity item 0x000C at ``data[q:]`` (item body), or None when malformed."""
     body = data[q:]
     if len(body) < 33:
@@ -1668,7 +1675,15 @@ class EnipDissector(Dissector):
             meta = {k: f[k] for k in ("flow", "frame", "ts", "orig")}
             meta["sport"], meta["dport"] = f["sport"].astype(np.int64), f["dport"].astype(np.int64)
             self._decode(
-                ctx, env, in_arena, off, length, meta, True, out, lambda k: ctx.pdu_bytes(idx[k])
+                ctx,
+                env,
+                in_arena,
+                off,
+                length,
+                meta,
+                True,
+                out,
+                lambda k: ctx.pdu_bytes(int(idx[k])),
             )
         pk = ctx.udp(min_payload=18) if ctx.cols.shape[0] else np.zeros(0, np.int64)
         if pk.shape[0]:
@@ -1771,7 +1786,7 @@ class EnipDissector(Dissector):
             req_frame = req_ts = np.zeros(n, np.int64)
         # ListIdentity answers are a few per device: decoded in Python, scattered into
         # otherwise null columns
-        found: list[tuple[int, dict[str, object]]] = []
+        found: list[tuple[int, dict[str, Any]]] = []
         for k in np.flatnonzero(X[:, X_IDENT_OFF] >= 0).tolist():
             rel = int(X[k, X_IDENT_OFF]) - int(off[k])
             info = _list_identity(pdu_bytes(k), rel) if rel >= 0 else None
@@ -1976,8 +1991,8 @@ def _context(ctxv: np.ndarray, missing: np.ndarray) -> pa.Array:
 _COMMAND_CATEGORIES = sorted({m.category for m in COMMANDS.rows.values() if m.category})
 _COMMAND_CATEGORY_LUT = np.full(0x10000, -1, np.int64)  # command (16 bits) → category index
 for _code, _m in COMMANDS.rows.items():
-    if _m.category:
-        _COMMAND_CATEGORY_LUT[int(_code)] = _COMMAND_CATEGORIES.index(_m.category)
+    if _m.category and isinstance(_code, int):
+        _COMMAND_CATEGORY_LUT[_code] = _COMMAND_CATEGORIES.index(_m.category)
 
 
 def _command_categories(cmd: np.ndarray) -> pa.Array:
