@@ -475,6 +475,71 @@ def null_negative_rows(out: np.ndarray, cols, dtype) -> dict[str, pa.Array]:
     return res
 
 
+@njit(cache=True, nogil=True)
+def _category_techniques(midx, cat_lut, t_len, t_start, t_flat, cat, bits, offsets):
+    """Category index (with validity ``bits``) and technique list (``offsets`` and the
+    returned values) of each meaning in ``midx`` (-1: none). Returns (null count, values)."""
+    n = midx.shape[0]
+    none = cat_lut.shape[0] - 1
+    nulls = 0
+    offsets[0] = 0
+    for i in range(bits.shape[0]):
+        bits[i] = 0
+    for j in range(n):
+        mi = midx[j] if midx[j] >= 0 else none
+        c = cat_lut[mi]
+        if c >= 0:
+            cat[j] = c
+            bits[j >> 3] |= np.uint8(1 << (j & 7))
+        else:
+            cat[j] = 0
+            nulls += 1
+        offsets[j + 1] = offsets[j] + t_len[mi]
+    values = np.empty(offsets[n], np.int32)
+    for j in range(n):
+        mi = midx[j] if midx[j] >= 0 else none
+        s = offsets[j]
+        t0 = t_start[mi]
+        for k in range(t_len[mi]):
+            values[s + k] = t_flat[t0 + k]
+    return nulls, values
+
+
+class MeaningColumns:
+    """``category`` and ``techniques`` columns of rows, from the index of each row's
+    :class:`Meaning` in ``items`` (-1: none); one kernel pass, fixed dictionaries."""
+
+    def __init__(self, items: list[Meaning]) -> None:
+        cats = sorted({m.category for m in items if m.category})
+        at = {c: i for i, c in enumerate(cats)}
+        self.cat_lut = np.array([at[m.category] if m.category else -1 for m in items] + [-1])
+        techs = sorted({t for m in items for t in m.techniques})
+        t_of = {t: i for i, t in enumerate(techs)}
+        self.t_len = np.array([len(m.techniques) for m in items] + [0], np.int64)
+        self.t_start = np.zeros(self.t_len.shape[0] + 1, np.int64)
+        np.cumsum(self.t_len, out=self.t_start[1:])
+        self.t_flat = np.array([t_of[t] for m in items for t in m.techniques], np.int32)
+        self.category_names = pa.array(cats, pa.string())
+        self.technique_names = pa.array(techs, pa.string())
+
+    def __call__(self, midx: np.ndarray) -> tuple[pa.Array, pa.Array]:
+        n = midx.shape[0]
+        cat = np.empty(n, np.int32)
+        bits = np.empty((n + 7) >> 3, np.uint8)
+        offsets = np.empty(n + 1, np.int32)
+        nulls, values = _category_techniques(
+            midx, self.cat_lut, self.t_len, self.t_start, self.t_flat, cat, bits, offsets
+        )
+        indices = pa.Array.from_buffers(
+            pa.int32(), n, [pa.py_buffer(bits) if nulls else None, pa.py_buffer(cat)], nulls
+        )
+        category = pa.DictionaryArray.from_arrays(indices, self.category_names, safe=False)
+        techniques = pa.DictionaryArray.from_arrays(
+            pa.array(values), self.technique_names, safe=False
+        )
+        return category, pa.ListArray.from_arrays(pa.array(offsets), techniques)
+
+
 def dictionary_column(indices: np.ndarray, strings: list[str]) -> pa.DictionaryArray:
     """Indices into ``strings`` (-1 = null)."""
     return pa.DictionaryArray.from_arrays(

@@ -39,6 +39,7 @@ from otsight.dissect.base import (
     ChunkContext,
     Dissector,
     Meaning,
+    MeaningColumns,
     Semantics,
     null_negative,
     pairing_columns,
@@ -1392,54 +1393,16 @@ def _cip_meanings(svc, cls, logix, pkey, luts, bc_cls, bc_svc, bc_mid, pc_key, p
 
 
 @njit(cache=True, nogil=True)
-def _meaning_columns(
-    idx,
-    name_lut,
-    pccc_rows,
-    pccc_name,
-    unknown_lut,
-    svc,
-    scope,
-    cat_lut,
-    t_len,
-    t_start,
-    t_flat,
-    name_idx,
-    cat_idx,
-    cat_bits,
-    t_off,
-):
-    """Per row: service-name index (-1: an unknown code not named yet), category index and
-    validity, and the offsets of its techniques; returns the techniques' flat values and
-    the number of rows without a category."""
-    n = idx.shape[0]
-    none = t_len.shape[0] - 1
-    cat_bits[:] = 0
-    t_off[0] = 0
-    nulls = 0
-    for i in range(n):
-        m = idx[i]
+def _service_names(idx, name_lut, pccc_rows, pccc_name, unknown_lut, svc, scope, name_idx):
+    """Service-name index of each row (-1: an unknown code not named yet): the PCCC
+    service keeps its own name, an unknown one is named by scope and code."""
+    for i in range(idx.shape[0]):
         if pccc_rows[i]:
             name_idx[i] = pccc_name
-        elif m >= 0:
-            name_idx[i] = name_lut[m]
+        elif idx[i] >= 0:
+            name_idx[i] = name_lut[idx[i]]
         else:
             name_idx[i] = unknown_lut[(0 if scope[i] == 0 else 128) + (svc[i] & 0x7F)]
-        mm = m if m >= 0 else none
-        ci = cat_lut[mm]
-        if ci >= 0:
-            cat_idx[i] = ci
-            cat_bits[i >> 3] |= np.uint8(1 << (i & 7))
-        else:
-            cat_idx[i] = 0
-            nulls += 1
-        t_off[i + 1] = t_off[i] + t_len[mm]
-    values = np.empty(t_off[n], np.int32)
-    for i in range(n):
-        mm = idx[i] if idx[i] >= 0 else none
-        for k in range(t_len[mm]):
-            values[t_off[i] + k] = t_flat[t_start[mm] + k]
-    return values, nulls
 
 
 @njit(cache=True, nogil=True)
@@ -1522,19 +1485,7 @@ class _MeaningColumns:
         self.pccc_name = int(self.name_lut[_M.luts[_M.PCCC_OBJ, 0x4B]])
         self.unknown_lut = np.full(256, -1, np.int32)  # [generic | class-specific] × service
         self.name_values: pa.Array | None = None
-        self.cats = sorted({m.category for m in items if m.category})
-        cat_of = {c: i for i, c in enumerate(self.cats)}
-        self.cat_lut = np.array(
-            [cat_of[m.category] if m.category else -1 for m in items] + [-1], np.int32
-        )
-        self.cat_values = pa.array(self.cats, pa.string())
-        techs = sorted({t for m in items for t in m.techniques})
-        t_of = {t: i for i, t in enumerate(techs)}
-        self.t_len = np.array([len(m.techniques) for m in items] + [0], np.int64)
-        self.t_start = np.zeros(self.t_len.shape[0], np.int64)
-        np.cumsum(self.t_len[:-1], out=self.t_start[1:])
-        self.t_flat = np.array([t_of[t] for m in items for t in m.techniques], np.int32)
-        self.t_values = pa.array(techs, pa.string())
+        self.category_techniques = MeaningColumns(items)
         self.bc = [
             np.array(v, np.int64)
             for v in zip(*[(c, s, mid) for (c, s), mid in _M.by_class.items()], strict=True)
@@ -1549,29 +1500,11 @@ class _MeaningColumns:
         return idx, scope
 
     def columns(self, svc, idx, scope, pccc_rows):
-        n = svc.shape[0]
-        name_idx = np.empty(n, np.int32)
-        cat_idx = np.empty(n, np.int32)
-        cat_bits = np.empty((n + 7) // 8, np.uint8)
-        t_off = np.empty(n + 1, np.int32)
-        args = (
-            self.name_lut,
-            pccc_rows,
-            self.pccc_name,
-            self.unknown_lut,
-            svc,
-            scope,
-            self.cat_lut,
-            self.t_len,
-            self.t_start,
-            self.t_flat,
-            name_idx,
-            cat_idx,
-            cat_bits,
-            t_off,
+        name_idx = np.empty(svc.shape[0], np.int32)
+        _service_names(
+            idx, self.name_lut, pccc_rows, self.pccc_name, self.unknown_lut, svc, scope, name_idx
         )
-        flat, nulls = _meaning_columns(idx, *args)
-        if (name_idx < 0).any():  # services never seen before: name them, then again
+        if (name_idx < 0).any():  # services never seen before: named here, once
             for i in np.flatnonzero(name_idx < 0).tolist():
                 code, generic = int(svc[i]) & 0x7F, int(scope[i]) == _M.GENERIC
                 slot = (0 if generic else 128) + code
@@ -1586,12 +1519,7 @@ class _MeaningColumns:
         service_name = pa.DictionaryArray.from_arrays(
             pa.array(name_idx), self.name_values, safe=False
         )
-        cat_indices = pa.Array.from_buffers(
-            pa.int32(), n, [pa.py_buffer(cat_bits), pa.py_buffer(cat_idx)], null_count=nulls
-        )
-        category = pa.DictionaryArray.from_arrays(cat_indices, self.cat_values, safe=False)
-        values = pa.DictionaryArray.from_arrays(pa.array(flat), self.t_values, safe=False)
-        techniques = pa.ListArray.from_arrays(pa.array(t_off), values)
+        category, techniques = self.category_techniques(idx)
         return service_name, category, techniques
 
 

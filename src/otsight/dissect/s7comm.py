@@ -48,6 +48,7 @@ from otsight.dissect.base import (
     ChunkContext,
     Dissector,
     Meaning,
+    MeaningColumns,
     Semantics,
     null_negative_rows,
     pairing_columns,
@@ -1059,36 +1060,6 @@ def _complete(out, is_req, matched, req_pl, func_lut, ud_lut, midx):
         midx[j] = mi
 
 
-@njit(cache=True, nogil=True)
-def _meaning_columns(midx, cat_lut, t_len, t_start, t_flat, cat, bits, offsets):
-    """Category index (with validity ``bits``) and technique list (``offsets`` and the
-    returned values) of each meaning in ``midx`` (-1: none). Returns (null count, values)."""
-    n = midx.shape[0]
-    none = cat_lut.shape[0] - 1
-    nulls = 0
-    offsets[0] = 0
-    for i in range(bits.shape[0]):
-        bits[i] = 0
-    for j in range(n):
-        mi = midx[j] if midx[j] >= 0 else none
-        c = cat_lut[mi]
-        if c >= 0:
-            cat[j] = c
-            bits[j >> 3] |= np.uint8(1 << (j & 7))
-        else:
-            cat[j] = 0
-            nulls += 1
-        offsets[j + 1] = offsets[j] + t_len[mi]
-    values = np.empty(offsets[n], np.int32)
-    for j in range(n):
-        mi = midx[j] if midx[j] >= 0 else none
-        s = offsets[j]
-        t0 = t_start[mi]
-        for k in range(t_len[mi]):
-            values[s + k] = t_flat[t0 + k]
-    return nulls, values
-
-
 @njit(cache=True, inline="always")
 def _slot(keys, slot, x):
     """Slot of ``x`` in an open-addressing table (a free one when absent)."""
@@ -1306,36 +1277,11 @@ class _Meanings:
             base = self.ud_lut[g, 0]
             row = self.ud_lut[g, 1:]
             row[row < 0] = base
-        cats = sorted({m.category for m in self.items if m.category})
-        self.categories = cats
-        cat_of = {c: i for i, c in enumerate(cats)}
-        self.cat_lut = np.array(
-            [cat_of[m.category] if m.category else -1 for m in self.items] + [-1]
-        )
-        self.techs = sorted({t for m in self.items for t in m.techniques})
-        t_of = {t: i for i, t in enumerate(self.techs)}
-        self.t_len = np.array([len(m.techniques) for m in self.items] + [0], np.int64)
-        self.t_start = np.zeros(self.t_len.shape[0] + 1, np.int64)
-        np.cumsum(self.t_len, out=self.t_start[1:])
-        self.t_flat = np.array([t_of[t] for m in self.items for t in m.techniques], np.int32)
-        self.category_names = pa.array(cats, pa.string())
-        self.technique_names = pa.array(self.techs, pa.string())
+        self.columns_of = MeaningColumns(self.items)
 
     def columns(self, midx: np.ndarray) -> tuple[pa.Array, pa.Array]:
         """Category and techniques of each row's meaning (``midx``, -1: none)."""
-        n = midx.shape[0]
-        cat = np.empty(n, np.int32)
-        bits = np.empty((n + 7) >> 3, np.uint8)
-        offsets = np.empty(n + 1, np.int32)
-        nulls, values = _meaning_columns(
-            midx, self.cat_lut, self.t_len, self.t_start, self.t_flat, cat, bits, offsets
-        )
-        indices = pa.Array.from_buffers(
-            pa.int32(), n, [pa.py_buffer(bits) if nulls else None, pa.py_buffer(cat)], nulls
-        )
-        category = pa.DictionaryArray.from_arrays(indices, self.category_names)
-        techniques = pa.DictionaryArray.from_arrays(pa.array(values), self.technique_names)
-        return category, _list(pa.array(offsets), techniques)
+        return self.columns_of(midx)
 
 
 _M = _Meanings()
