@@ -11,7 +11,8 @@ start-up is therefore not counted, while the tool's own start-up (interpreter,
 imports, JIT cache loading ...) is, hence "whole-process".
 
 Tools
-  otsight  ``OTSIGHT analyze CAPTURE --out TMPDIR --json``; stdout is parsed as JSON
+  otsight  ``OTSIGHT analyze CAPTURE --out TMPDIR --json`` (``--no-archive``: no
+           ``--out``, every table decoded and counted, none written); stdout is parsed as JSON
            and must contain ``"packets"``; stderr (progress) goes to /dev/null.
            Before timing, otsight is run once on the smallest capture (warm-up:
            numba's on-disk cache is populated so that JIT compilation does not
@@ -270,13 +271,15 @@ def loud(msg: str) -> None:
 
 
 OTSIGHT_ARGS: list[str] = []  # extra `otsight analyze` options (--otsight-arg)
+ARCHIVE = [True]  # False with --no-archive: decode and summarise, write no Parquet
 
 
 def run_otsight(otsight: list[str], capture: str) -> tuple[Run, int | None]:
     with tempfile.TemporaryDirectory(prefix="otsight-bench-") as tmp:
         out_dir = os.path.join(tmp, "out")
         stdout_path = os.path.join(tmp, "stdout.json")
-        cmd = [*otsight, "analyze", capture, "--out", out_dir, "--json", *OTSIGHT_ARGS]
+        out = ["--out", out_dir] if ARCHIVE[0] else []
+        cmd = [*otsight, "analyze", capture, *out, "--json", *OTSIGHT_ARGS]
         run = run_measured(cmd, stdout_path)
         with open(stdout_path, encoding="utf-8", errors="replace") as f:
             text = f.read()
@@ -333,6 +336,11 @@ def main(argv: list[str] | None = None) -> int:
         default=[],
         help="extra option for `otsight analyze`, repeatable (e.g. --otsight-arg=--tables=flows)",
     )
+    ap.add_argument(
+        "--no-archive",
+        action="store_true",
+        help="run otsight without --out: every table decoded and counted, none written",
+    )
     ap.add_argument("--no-otsight", action="store_true")
     ap.add_argument("--no-tshark", action="store_true")
     ap.add_argument("--no-dpkt", action="store_true")
@@ -350,6 +358,7 @@ def main(argv: list[str] | None = None) -> int:
 
     otsight = None if args.no_otsight else shlex.split(args.otsight_cmd or default_otsight_cmd())
     OTSIGHT_ARGS.extend(args.otsight_arg)
+    ARCHIVE[0] = not args.no_archive
     tools = [
         t
         for t, on in (

@@ -336,8 +336,12 @@ class ChunkContext:
         details: Iterable[str | None],
         layer: str,
     ) -> None:
-        """Record malformed PDUs (rows of ``envelope``) as weird rows with reasons."""
-        names = list(names)
+        """Record malformed PDUs (rows of ``envelope``) as weird rows with reasons (lists of
+        strings, or Arrow string arrays such as ``distinct_strings`` makes)."""
+        if not isinstance(names, pa.Array):
+            names = pa.array(list(names), type=pa.string())
+        if not isinstance(details, pa.Array):
+            details = pa.array(list(details), type=pa.string())
         n = len(names)
         if n == 0:
             return
@@ -354,8 +358,8 @@ class ChunkContext:
                 "flow_id",
             )
         }
-        batch["name"] = pa.array(names, type=pa.string()).dictionary_encode()
-        batch["detail"] = pa.array(list(details), type=pa.string())
+        batch["name"] = names.dictionary_encode()
+        batch["detail"] = details
         batch["layer"] = constant_string(layer, n)
         self.weird_batches.append(pa.RecordBatch.from_pydict(batch, schema=E.WEIRD))
 
@@ -402,6 +406,14 @@ def pairing_columns(
             pa.float64(), n, [validity, pa.py_buffer(latency)], null_count=nulls
         ),
     }
+
+
+def distinct_strings(keys: np.ndarray, text: Callable[[int], str]) -> pa.Array:
+    """``text(key)`` for each integer key, formatted once per distinct key: malformed
+    rows come by the thousand with a handful of distinct reasons."""
+    uniq, inverse = np.unique(np.asarray(keys, np.int64), return_inverse=True)
+    strings = pa.array([text(k) for k in uniq.tolist()], pa.string())
+    return strings.take(pa.array(inverse.reshape(-1).astype(np.int32)))
 
 
 def take_envelope(envelope: dict[str, pa.Array], rows: np.ndarray) -> dict[str, pa.Array]:

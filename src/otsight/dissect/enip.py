@@ -41,7 +41,9 @@ from otsight.dissect.base import (
     Meaning,
     MeaningColumns,
     Semantics,
+    distinct_strings,
     null_negative,
+    null_negative_rows,
     pairing_columns,
     take_envelope,
 )
@@ -892,10 +894,11 @@ def _path(b, p, end, row, out):
     return symlen
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, inline="always")
 def _one(b, pdu, p, end, wrap, widx, pos, row, out, stack, sp):
     """Decode one CIP message at [p, end) into ``out[row]``; push embedded messages."""
-    out[row, C_PDU] = pdu  # the other columns arrive as -1 (see _cip)
+    out[row, C_PDU] = pdu  # the columns from C_CLASS on arrive as -1 (see _cip)
+    out[row, C_ISREQ] = -1
     out[row, C_MOFF] = p
     out[row, C_MLEN] = end - p
     out[row, C_WRAP] = wrap
@@ -1074,7 +1077,7 @@ def _cip(buf, arena, in_arena, X, counts, out):
             if row >= cap:
                 return -1
             mp, me, wr, wi, ps = stack[k, 0], stack[k, 1], stack[k, 2], stack[k, 3], stack[k, 4]
-            for c in range(NC):  # absent unless decoded (rows are filled here, not in advance)
+            for c in range(C_CLASS, NC):  # absent unless decoded (_one sets the columns before)
                 out[row, c] = -1
             sp = _one(b, j, mp, me, wr, wi, ps, row, out, stack, sp)
             k += 1
@@ -1526,6 +1529,49 @@ class _MeaningColumns:
 _COLUMNS = _MeaningColumns()
 
 
+# CIP table columns built straight from the matrices: (column, matrix column) by type
+_C_INT64 = [
+    ("instance_id", C_INST),
+    ("member_id", C_MEMBER),
+    ("ot_connection_id", C_OTCID),
+    ("to_connection_id", C_TOCID),
+    ("originator_serial", C_OSERIAL),
+    ("ot_rpi", C_OTRPI),
+    ("to_rpi", C_TORPI),
+]
+_C_INT32 = [
+    ("wrapper_index", C_WIDX),
+    ("class_id", C_CLASS),
+    ("attribute_id", C_ATTR),
+    ("extended_status", C_EXT),
+    ("connection_serial", C_CSERIAL),
+    ("originator_vendor", C_OVENDOR),
+]
+_C_INT16 = [("general_status", C_GSTAT), ("pccc_command", C_PCMD), ("pccc_function", C_PFNC)]
+_X_INT64 = np.array([X_CONNID], np.int64)
+_X_INT64_NAMES = [("connection_id", 0)]
+_X_INT32 = np.array([X_CIPSEQ], np.int64)
+_X_INT32_NAMES = [("cip_sequence", 0)]
+_WRAPPER_NAMES = pa.array([WRAPPERS[1], WRAPPERS[2], WRAPPERS[3]], pa.string())
+
+
+@njit(cache=True, nogil=True)
+def _rows_of(X, rows, cols):
+    """``X[rows, c]`` for each ``c`` in ``cols``, one output row per column (the layout of
+    ``null_negative_rows``): the CIP rows' encapsulation fields in one gather."""
+    out = np.empty((cols.shape[0], rows.shape[0]), np.int64)
+    for i in range(rows.shape[0]):
+        r = rows[i]
+        for k in range(cols.shape[0]):
+            out[k, i] = X[r, cols[k]]
+    return out
+
+
+def _wrappers(wrap: np.ndarray) -> pa.Array:
+    """The wrapper name of each CIP row (null for a message sent on its own)."""
+    return pa.DictionaryArray.from_arrays(null_negative(wrap - 1, np.int32), _WRAPPER_NAMES)
+
+
 def _strings(offsets: np.ndarray, data: np.ndarray, valid: np.ndarray) -> pa.Array:
     n = offsets.shape[0] - 1
     mask = pa.array(valid).buffers()[1] if not valid.all() else None
@@ -1591,6 +1637,7 @@ class EnipDissector(Dissector):
         self._cip_per_pdu = 2.0  # CIP messages per encapsulation PDU: sizes the matrix
         self._symbols: list[str] = []
         self._symbol_ids: dict[str, int] = {}
+        self._symbol_values: pa.Array | None = None  # self._symbols as Arrow, once per growth
 
     # -- entry point -----------------------------------------------------------------------
     def process(self, ctx: ChunkContext) -> dict[str, list[pa.RecordBatch]]:
@@ -1690,11 +1737,11 @@ class EnipDissector(Dissector):
         if bad.shape[0]:
             ctx.weird(
                 take_envelope(env, bad),
-                [WEIRD[int(s)] for s in X[bad, X_WEIRD]],
-                [
-                    f"command 0x{int(c) & 0xFFFF:04x}, {int(ln)} bytes"
-                    for c, ln in zip(cmd[bad], length[bad], strict=True)
-                ],
+                distinct_strings(X[bad, X_WEIRD], lambda code: WEIRD[code]),
+                distinct_strings(
+                    ((cmd[bad] & 0xFFFF) << 32) | length[bad],
+                    lambda k: f"command 0x{k >> 32:04x}, {k & 0xFFFFFFFF} bytes",
+                ),
                 "enip",
             )
 
@@ -1828,46 +1875,33 @@ class EnipDissector(Dissector):
         pkey = np.empty(m, np.int64)
         logix = np.empty(m, np.bool_)
         _apply_requests(C, pl, matched, is_req, pkey, logix)
-        cls, pcmd, pfnc, wrap = C[:, C_CLASS], C[:, C_PCMD], C[:, C_PFNC], C[:, C_WRAP]
+        cls, pfnc, wrap = C[:, C_CLASS], C[:, C_PFNC], C[:, C_WRAP]
         idx, scope = _COLUMNS.meanings(svc, cls, logix, pkey)
         pccc_rows = (pkey >= 0) & (cls == 0x67)
         service_name, category, techniques = _COLUMNS.columns(svc, idx, scope, pccc_rows)
         symbols = self._symbol_column(sym_ids)
         pname_codes = np.where(pccc_rows & (pfnc >= 0), pkey, -1)
-        wrap_idx = np.where(wrap > 0, wrap - 1, 0)
+        # The matrix is column-major, so its transpose has one contiguous row per field:
+        # each dtype's columns come out of one pass.
+        fields = C.T
         batch = take_envelope(env, j)
         batch.update(
             {
                 "enip_command": pa.array(enc_cmd.astype(np.int32)),
-                "connection_id": null_negative(X[j, X_CONNID], np.int64),
-                "cip_sequence": null_negative(X[j, X_CIPSEQ], np.int32),
-                "wrapper": _dict_array(
-                    wrap_idx, [WRAPPERS[1], WRAPPERS[2], WRAPPERS[3]], wrap <= 0
-                ),
-                "wrapper_index": null_negative(C[:, C_WIDX], np.int32),
+                **null_negative_rows(_rows_of(X, j, _X_INT64), _X_INT64_NAMES, np.int64),
+                **null_negative_rows(_rows_of(X, j, _X_INT32), _X_INT32_NAMES, np.int32),
+                "wrapper": _wrappers(wrap),
                 "is_request": pa.array(is_req),
                 "service": pa.array(svc.astype(np.int16)),
                 "service_name": service_name,
                 "category": category,
                 "techniques": techniques,
-                "class_id": null_negative(cls, np.int32),
                 "class_name": CLASSES.optional_names(cls),
-                "instance_id": null_negative(C[:, C_INST], np.int64),
-                "attribute_id": null_negative(C[:, C_ATTR], np.int32),
-                "member_id": null_negative(C[:, C_MEMBER], np.int64),
                 "symbol": symbols,
-                "general_status": null_negative(C[:, C_GSTAT], np.int16),
                 "general_status_name": GENERAL_STATUS.optional_names(C[:, C_GSTAT]),
-                "extended_status": null_negative(C[:, C_EXT], np.int32),
-                "ot_connection_id": null_negative(C[:, C_OTCID], np.int64),
-                "to_connection_id": null_negative(C[:, C_TOCID], np.int64),
-                "connection_serial": null_negative(C[:, C_CSERIAL], np.int32),
-                "originator_vendor": null_negative(C[:, C_OVENDOR], np.int32),
-                "originator_serial": null_negative(C[:, C_OSERIAL], np.int64),
-                "ot_rpi": null_negative(C[:, C_OTRPI], np.int64),
-                "to_rpi": null_negative(C[:, C_TORPI], np.int64),
-                "pccc_command": null_negative(pcmd, np.int16),
-                "pccc_function": null_negative(pfnc, np.int16),
+                **null_negative_rows(fields, _C_INT64, np.int64),
+                **null_negative_rows(fields, _C_INT32, np.int32),
+                **null_negative_rows(fields, _C_INT16, np.int16),
                 "pccc_name": PCCC.optional_names(pname_codes),
                 **pairing_columns(matched, req_frame, req_ts, meta["ts"][j]),
             }
@@ -1877,24 +1911,21 @@ class EnipDissector(Dissector):
         if bad.shape[0]:
             ctx.weird(
                 take_envelope(env, j[bad]),
-                [WEIRD[int(s)] for s in C[bad, C_WEIRD]],
-                [
-                    f"service 0x{int(s):02x}, {int(ln)} bytes"
-                    for s, ln in zip(svc[bad], C[bad, C_MLEN], strict=True)
-                ],
+                distinct_strings(C[bad, C_WEIRD], lambda code: WEIRD[code]),
+                distinct_strings(
+                    (svc[bad] << 32) | C[bad, C_MLEN],
+                    lambda k: f"service 0x{k >> 32:02x}, {k & 0xFFFFFFFF} bytes",
+                ),
                 "cip",
             )
 
     def _symbol_column(self, sym_ids: np.ndarray) -> pa.Array:
         """The dotted symbol of each row (null where none), from the symbol numbers."""
-        has = sym_ids >= 0
-        if not has.any():
+        if sym_ids.shape[0] == 0 or sym_ids.max() < 0:
             return pa.nulls(sym_ids.shape[0], pa.string())
-        used, inverse = np.unique(sym_ids[has], return_inverse=True)
-        strings = pa.array([self._symbols[k] for k in used.tolist()], pa.string())
-        pos = np.full(sym_ids.shape[0], -1, np.int64)
-        pos[has] = inverse.reshape(-1)
-        return strings.take(null_negative(pos, np.int32))
+        if self._symbol_values is None or len(self._symbol_values) != len(self._symbols):
+            self._symbol_values = pa.array(self._symbols, pa.string())
+        return self._symbol_values.take(null_negative(sym_ids, np.int32))
 
     def _symbol_id(self, s: str) -> int:
         k = self._symbol_ids.get(s)
@@ -1902,6 +1933,7 @@ class EnipDissector(Dissector):
             if len(self._symbols) >= 1_000_000:  # bounded memory on hostile traffic
                 self._symbols.clear()
                 self._symbol_ids.clear()
+                self._symbol_values = None
             k = len(self._symbols)
             self._symbols.append(s)
             self._symbol_ids[s] = k
