@@ -11,14 +11,22 @@ import numpy as np
 from otsight._jit import njit
 
 
+@njit(cache=True, inline="always")
+def _slot(h, v, mask):
+    x = (v ^ (h * np.uint64(0x9E3779B97F4A7C15))) * np.uint64(0xFF51AFD7ED558CCD)
+    x ^= x >> np.uint64(29)
+    return x & mask
+
+
 @njit(cache=True, nogil=True)
 def dict_encode_pairs(hi, lo):
-    """Return (codes int32, distinct hi, distinct lo) in order of first appearance."""
+    """Return (codes int32, distinct hi, distinct lo) in order of first appearance.
+
+    The table starts small and doubles as distinct values arrive: a chunk holds a few
+    thousand addresses in a million rows, and a table sized for the rows would miss the
+    cache on every probe."""
     n = hi.shape[0]
-    cap = 64
-    while cap < 2 * n:
-        cap *= 2
-    cap = min(cap, 1 << 22) if n < (1 << 21) else cap
+    cap = 1024
     slots = np.full(cap, -1, dtype=np.int64)
     mask = np.uint64(cap - 1)
     uh = np.empty(n, dtype=np.uint64)
@@ -28,12 +36,21 @@ def dict_encode_pairs(hi, lo):
     for i in range(n):
         h = hi[i]
         v = lo[i]
-        x = (v ^ (h * np.uint64(0x9E3779B97F4A7C15))) * np.uint64(0xFF51AFD7ED558CCD)
-        x ^= x >> np.uint64(29)
-        pos = x & mask
+        pos = _slot(h, v, mask)
         while True:
             s = slots[pos]
             if s < 0:
+                if 2 * (m + 1) > cap:  # keep the load under one half: grow, then re-probe
+                    cap *= 2
+                    slots = np.full(cap, -1, dtype=np.int64)
+                    mask = np.uint64(cap - 1)
+                    for k in range(m):
+                        q = _slot(uh[k], ul[k], mask)
+                        while slots[q] >= 0:
+                            q = (q + np.uint64(1)) & mask
+                        slots[q] = k
+                    pos = _slot(h, v, mask)
+                    continue
                 slots[pos] = m
                 uh[m] = h
                 ul[m] = v

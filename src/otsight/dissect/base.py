@@ -30,6 +30,7 @@ from otsight.capture import _track as T
 from otsight.capture.addresses import constant_string, ip_array
 from otsight.capture.pdu_columns import pdu_columns
 from otsight.dissect import _l2l4 as L
+from otsight.dissect.matching import Pairing
 
 # Codes below this get a table entry (named codes and unknown codes seen so far).
 _LUT_MAX = 1 << 20
@@ -302,7 +303,7 @@ class ChunkContext:
         return {
             "capture": constant_string(self.capture, idx.shape[0]),
             "frame": pa.array(c["frame"]),
-            "ts": _ts(c["ts"]),
+            "ts": timestamps(c["ts"]),
             "src_ip": ip_array(c["src_hi"], c["src_lo"]),
             "dst_ip": ip_array(c["dst_hi"], c["dst_lo"]),
             "src_port": pa.array(c["sport"]),
@@ -320,7 +321,7 @@ class ChunkContext:
         return {
             "capture": constant_string(self.capture, n),
             "frame": pa.array(self.chunk.first_frame + pkt),
-            "ts": _ts(self.chunk.ts[pkt]),
+            "ts": timestamps(self.chunk.ts[pkt]),
             "src_ip": ip_array(a[pkt, L.SRC_HI], a[pkt, L.SRC_LO], c[pkt, L.IPVER] != 0),
             "dst_ip": ip_array(a[pkt, L.DST_HI], a[pkt, L.DST_LO], c[pkt, L.IPVER] != 0),
             "src_port": pa.array(c[pkt, L.SPORT].astype(np.int32), mask=~has_ports),
@@ -364,7 +365,7 @@ class ChunkContext:
         self.weird_batches.append(pa.RecordBatch.from_pydict(batch, schema=E.WEIRD))
 
 
-def _ts(ns: np.ndarray) -> pa.Array:
+def timestamps(ns: np.ndarray) -> pa.Array:
     return pa.array(ns.astype(np.int64, copy=False), type=pa.timestamp("ns", tz="UTC"))
 
 
@@ -408,6 +409,50 @@ def pairing_columns(
     }
 
 
+@njit(cache=True, nogil=True)
+def _pairing_src(matched, src, carried, carried_frame, carried_ts, frame, ts, row_ts,
+                 frame_out, latency, bits):  # fmt: skip
+    """``_pairing`` reading each request where the matcher found it (no gathered copy)."""
+    nulls = 0
+    bits[:] = 0
+    for i in range(matched.shape[0]):
+        if matched[i]:
+            r = src[i]
+            if r < carried:
+                f, t = carried_frame[r], carried_ts[r]
+            else:
+                f, t = frame[r - carried], ts[r - carried]
+            bits[i >> 3] |= np.uint8(1 << (i & 7))
+            frame_out[i] = f
+            latency[i] = (row_ts[i] - t) / 1e9
+        else:
+            nulls += 1
+            frame_out[i] = 0
+            latency[i] = 0.0
+    return nulls
+
+
+def paired_columns(p: Pairing, row_ts: np.ndarray) -> dict[str, pa.Array]:
+    """``pairing_columns`` from a ``RequestMatcher.pair`` outcome."""
+    n = p.matched.shape[0]
+    frame = np.empty(n, np.int64)
+    latency = np.empty(n, np.float64)
+    bits = np.empty((n + 7) // 8, np.uint8)
+    nulls = _pairing_src(
+        p.matched, p.src, p.carried, p.carried_frame, p.carried_ts, p.frame, p.ts,
+        np.asarray(row_ts, np.int64), frame, latency, bits,
+    )  # fmt: skip
+    validity = pa.py_buffer(bits) if nulls else None
+    return {
+        "request_frame": pa.Array.from_buffers(
+            pa.int64(), n, [validity, pa.py_buffer(frame)], null_count=nulls
+        ),
+        "latency": pa.Array.from_buffers(
+            pa.float64(), n, [validity, pa.py_buffer(latency)], null_count=nulls
+        ),
+    }
+
+
 def distinct_strings(keys: np.ndarray, text: Callable[[int], str]) -> pa.Array:
     """``text(key)`` for each integer key, formatted once per distinct key: malformed
     rows come by the thousand with a handful of distinct reasons."""
@@ -416,10 +461,14 @@ def distinct_strings(keys: np.ndarray, text: Callable[[int], str]) -> pa.Array:
     return strings.take(pa.array(inverse.reshape(-1).astype(np.int32)))
 
 
-def take_envelope(envelope: dict[str, pa.Array], rows: np.ndarray) -> dict[str, pa.Array]:
-    """The envelope restricted to some of its rows."""
+def take_envelope(
+    envelope: dict[str, pa.Array], rows: np.ndarray, known: dict[str, pa.Array] | None = None
+) -> dict[str, pa.Array]:
+    """The envelope restricted to some of its rows; ``known`` columns, which the caller
+    already has for those rows, are used as they are instead of being taken."""
     ix = pa.array(rows)
-    return {k: v.take(ix) for k, v in envelope.items()}
+    known = known or {}
+    return {k: known[k] if k in known else v.take(ix) for k, v in envelope.items()}
 
 
 def null_negative(v: np.ndarray, dtype: Any) -> pa.Array:

@@ -44,8 +44,10 @@ from otsight.dissect.base import (
     distinct_strings,
     null_negative,
     null_negative_rows,
+    paired_columns,
     pairing_columns,
     take_envelope,
+    timestamps,
 )
 from otsight.dissect.matching import RequestMatcher
 
@@ -1409,45 +1411,55 @@ def _service_names(idx, name_lut, pccc_rows, pccc_name, unknown_lut, svc, scope,
 
 
 @njit(cache=True, nogil=True)
-def _apply_requests(C, pl, matched, is_req, pkey, logix):
+def _apply_requests(C, src, carried, carried_pl, matched, is_req, pkey, logix):
     """Give responses their request's path (class, instance, attribute, member, symbol,
     PCCC command) and wrapper; blank the fields that mean nothing on the row's class; the
-    PCCC key and the Logix scope of each row. ``pl`` holds the paired request's values
-    (the ``C_PAYLOAD`` columns: class, instance, attribute, member, symbol, service,
-    wrapper, PCCC command, PCCC function)."""
+    PCCC key and the Logix scope of each row.
+
+    A matched row's request is ``src``: one of the ``carried`` requests of earlier chunks
+    (``carried_pl``), else a row of ``C``, read in place (its ``C_PAYLOAD`` columns: class,
+    instance, attribute, member, symbol, service, wrapper, PCCC command, PCCC function).
+    Reading in place is safe because this loop never changes a request's payload: only
+    responses take values, and requests have PCCC fields only on the PCCC object."""
+    pl = np.empty(C_PFNC + 1 - C_CLASS, np.int64)
     for i in range(C.shape[0]):
         svc = C[i, C_SERVICE]
         us_fail = False
         if matched[i]:
+            r = src[i]
+            for k in range(pl.shape[0]):
+                pl[k] = carried_pl[r, k] if r < carried else C[r - carried, C_CLASS + k]
             # an Unconnected Send that failed is answered by the Connection Manager itself
-            us_fail = svc == 0x52 and pl[i, 5] != 0x52 and (pl[i, 6] & 2) != 0
-            if pl[i, 5] != svc and not us_fail:
+            us_fail = svc == 0x52 and pl[5] != 0x52 and (pl[6] & 2) != 0
+            if pl[5] != svc and not us_fail:
                 matched[i] = False
         if matched[i] and not is_req[i]:
-            C[i, C_CLASS] = pl[i, 0]
-            C[i, C_INST] = pl[i, 1]
-            C[i, C_ATTR] = pl[i, 2]
-            C[i, C_MEMBER] = pl[i, 3]
-            C[i, C_SYM] = pl[i, 4]
-            C[i, C_PCMD] = pl[i, 7]
-            C[i, C_PFNC] = pl[i, 8]
+            C[i, C_CLASS] = pl[0]
+            C[i, C_INST] = pl[1]
+            C[i, C_ATTR] = pl[2]
+            C[i, C_MEMBER] = pl[3]
+            C[i, C_SYM] = pl[4]
+            C[i, C_PCMD] = pl[7]
+            C[i, C_PFNC] = pl[8]
             # A response carries its request's wrapper: a top-level reply to an
             # Unconnected Send gets "unconnected_send"; replies inside a Multiple Service
             # Packet response that answered through an Unconnected Send (either nesting)
             # get the combined wrapper their requests have. (Responses are only unwrapped
             # from a Multiple Service Packet, so their own wrapper is 0 or 1 and a paired
             # request's is the same or wider.)
-            if pl[i, 6] > C[i, C_WRAP]:
-                C[i, C_WRAP] = pl[i, 6]
+            if pl[6] > C[i, C_WRAP]:
+                C[i, C_WRAP] = pl[6]
         if us_fail:
             C[i, C_CLASS] = 6
             C[i, C_INST] = 1
             C[i, C_ATTR] = -1
             C[i, C_MEMBER] = -1
             C[i, C_SYM] = -1
-            C[i, C_WRAP] = 1 if pl[i, 6] == 3 else -1
+            C[i, C_WRAP] = 1 if pl[6] == 3 else -1
         cls = C[i, C_CLASS]
-        if cls != 0x06:  # Connection Manager fields mean something only there
+        # Connection Manager fields mean something only there (the kernel decodes them
+        # for these services only, so other rows hold none to blank)
+        if cls != 0x06 and (svc == 0x54 or svc == 0x5B or svc == 0x4E):
             C[i, C_OTCID] = -1
             C[i, C_TOCID] = -1
             C[i, C_CSERIAL] = -1
@@ -1455,10 +1467,11 @@ def _apply_requests(C, pl, matched, is_req, pkey, logix):
             C[i, C_OSERIAL] = -1
             C[i, C_OTRPI] = -1
             C[i, C_TORPI] = -1
-        if cls != 0x67:
+        pc, pf = C[i, C_PCMD], C[i, C_PFNC]
+        if cls != 0x67 and (pc >= 0 or pf >= 0):
             C[i, C_PCMD] = -1
             C[i, C_PFNC] = -1
-        pc, pf = C[i, C_PCMD], C[i, C_PFNC]
+            pc = pf = -1
         if pc >= 0 and pf >= 0:
             pkey[i] = (pc << 8) | pf
         elif pc >= 0:
@@ -1565,6 +1578,24 @@ def _rows_of(X, rows, cols):
         for k in range(cols.shape[0]):
             out[k, i] = X[r, cols[k]]
     return out
+
+
+@njit(cache=True, nogil=True)
+def _pair_inputs(X, C, pdu_flow, pdu_frame, pdu_ts, cmd, flow, key2, frame, ts):
+    """Per CIP message: its PDU's encapsulation command, flow, frame and time, and the
+    pairing key: (sequence, position) on connected data, else (sender context, position)."""
+    for i in range(C.shape[0]):
+        r = C[i, C_PDU]
+        c = X[r, X_CMD]
+        cmd[i] = c
+        flow[i] = pdu_flow[r]
+        frame[i] = pdu_frame[r]
+        ts[i] = pdu_ts[r]
+        pos = C[i, C_POS]
+        if c == 0x70:
+            key2[i] = (X[r, X_CIPSEQ] << 32) | (pos & 0xFFFFFFF) | (np.int64(1) << 62)
+        else:
+            key2[i] = X[r, X_CTX] * 1000003 + pos
 
 
 def _wrappers(wrap: np.ndarray) -> pa.Array:
@@ -1841,7 +1872,10 @@ class EnipDissector(Dissector):
         j = C[:, C_PDU]
         is_req = C[:, C_ISREQ] == 1
         svc = C[:, C_SERVICE]
-        enc_cmd = X[j, X_CMD]
+        # each message's encapsulation command and pairing inputs, in one pass
+        enc_cmd = np.empty(m, np.int32)
+        flow, key2, frame, ts = (np.empty(m, np.int64) for _ in range(4))
+        _pair_inputs(X, C, meta["flow"], meta["frame"], meta["ts"], enc_cmd, flow, key2, frame, ts)
         # symbols: counted by the kernel, copied into one Arrow string buffer
         symlen = np.maximum(C[:, C_SYMLEN], 0)
         has_sym = symlen > 0
@@ -1855,26 +1889,23 @@ class EnipDissector(Dissector):
             sarr = _strings(soff, sdata, np.ones(srows.shape[0], bool)).dictionary_encode()
             local = [self._symbol_id(s) for s in sarr.dictionary.to_pylist()]
             sym_ids[srows] = np.array(local, np.int64)[sarr.indices.to_numpy()]
-        # pairing: (flow, sender context) unconnected, (flow, sequence) connected; position
-        pos = C[:, C_POS]
-        ctxv = X[j, X_CTX]
-        key2 = np.where(
-            enc_cmd == 0x70,
-            (X[j, X_CIPSEQ] << 32) | (pos & 0xFFFFFFF) | (np.int64(1) << 62),
-            ctxv * 1000003 + pos,
-        )
-        payload = C[:, C_PAYLOAD]  # a view: the columns are adjacent
-        if tcp:
-            matched, req_frame, req_ts, pl = self.cip_matcher.match(
-                meta["flow"][j], key2, is_req, meta["frame"][j], meta["ts"][j], payload
-            )
-        else:
-            matched = np.zeros(m, bool)
-            req_frame = req_ts = np.zeros(m, np.int64)
-            pl = payload
         pkey = np.empty(m, np.int64)
         logix = np.empty(m, np.bool_)
-        _apply_requests(C, pl, matched, is_req, pkey, logix)
+        if tcp:
+            paired = self.cip_matcher.pair(
+                flow, key2, is_req, frame, ts, C[:, C_PAYLOAD]  # a view: adjacent columns
+            )
+            matched = paired.matched
+            _apply_requests(
+                C, paired.src, paired.carried, paired.carried_payload, matched, is_req, pkey, logix
+            )
+            pairing = paired_columns(paired, paired.ts)
+        else:
+            matched = np.zeros(m, bool)
+            nowhere = np.zeros(m, np.int64)
+            nothing = np.zeros((0, C_PFNC + 1 - C_CLASS), np.int64)
+            _apply_requests(C, nowhere, 0, nothing, matched, is_req, pkey, logix)
+            pairing = pairing_columns(matched, nowhere, nowhere, nowhere)
         cls, pfnc, wrap = C[:, C_CLASS], C[:, C_PFNC], C[:, C_WRAP]
         idx, scope = _COLUMNS.meanings(svc, cls, logix, pkey)
         pccc_rows = (pkey >= 0) & (cls == 0x67)
@@ -1884,10 +1915,12 @@ class EnipDissector(Dissector):
         # The matrix is column-major, so its transpose has one contiguous row per field:
         # each dtype's columns come out of one pass.
         fields = C.T
-        batch = take_envelope(env, j)
+        # frame, time and flow are at hand for TCP rows (UDP rows may have no flow: taken)
+        known = {"frame": pa.array(frame), "ts": timestamps(ts), "flow_id": pa.array(flow)}
+        batch = take_envelope(env, j, known if tcp else None)
         batch.update(
             {
-                "enip_command": pa.array(enc_cmd.astype(np.int32)),
+                "enip_command": pa.array(enc_cmd),
                 **null_negative_rows(_rows_of(X, j, _X_INT64), _X_INT64_NAMES, np.int64),
                 **null_negative_rows(_rows_of(X, j, _X_INT32), _X_INT32_NAMES, np.int32),
                 "wrapper": _wrappers(wrap),
@@ -1903,7 +1936,7 @@ class EnipDissector(Dissector):
                 **null_negative_rows(fields, _C_INT32, np.int32),
                 **null_negative_rows(fields, _C_INT16, np.int16),
                 "pccc_name": PCCC.optional_names(pname_codes),
-                **pairing_columns(matched, req_frame, req_ts, meta["ts"][j]),
+                **pairing,
             }
         )
         out["cip"].append(pa.RecordBatch.from_pydict(batch, schema=CIP))

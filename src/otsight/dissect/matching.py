@@ -11,6 +11,8 @@ columns: no sort, so pairing costs a few tens of nanoseconds per row.
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import numpy as np
 
 from otsight._jit import njit
@@ -121,6 +123,19 @@ class RequestMatcher:
         meaningful where ``matched``. ``payload`` is int64 [n, width] (only request rows
         are read).
         """
+        p = self.pair(k1, k2, is_req, frame, ts, payload)
+        n = p.matched.shape[0]
+        req_frame = np.empty(n, np.int64)
+        req_ts = np.empty(n, np.int64)
+        req_payload = np.empty((n, self.width), np.int64)
+        _gather(p.matched, p.src, p.carried, p.carried_frame, p.carried_ts, p.carried_payload,
+                p.frame, p.ts, p.payload, req_frame, req_ts, req_payload)  # fmt: skip
+        return p.matched, req_frame, req_ts, req_payload
+
+    def pair(self, k1, k2, is_req, frame, ts, payload) -> Pairing:
+        """Pair the rows given and carry the unanswered requests; the caller reads each
+        matched row's request where ``src`` says (the carried requests, then these rows),
+        instead of a gathered copy of every request's payload."""
         n = k1.shape[0]
         c = self._k1.shape[0]
         k1 = np.asarray(k1, np.int64)
@@ -131,11 +146,7 @@ class RequestMatcher:
         src = np.zeros(n, np.int64)
         m = np.empty(n, bool)
         keep = _pair(self._k1, self._k2, k1, k2, np.asarray(is_req, bool), src, m)
-        req_frame = np.empty(n, np.int64)
-        req_ts = np.empty(n, np.int64)
-        req_payload = np.empty((n, self.width), np.int64)
-        _gather(m, src, c, self._frame, self._ts, self._payload, frame, ts, payload,
-                req_frame, req_ts, req_payload)  # fmt: skip
+        p = Pairing(m, src, c, self._frame, self._ts, self._payload, frame, ts, payload)
         # carry: the latest request per key that no response answered, if recent enough
         old, new = keep[keep < c], keep[keep >= c] - c
         if n or c:
@@ -147,4 +158,19 @@ class RequestMatcher:
         self._frame = np.concatenate([self._frame[old], frame[new]])
         self._ts = np.concatenate([self._ts[old], ts[new]])
         self._payload = np.concatenate([self._payload[old], payload[new]])
-        return m, req_frame, req_ts, req_payload
+        return p
+
+
+class Pairing(NamedTuple):
+    """The outcome of ``RequestMatcher.pair``: where matched, ``src`` is the request's row
+    among the ``carried`` requests (below ``carried``) or the rows given (the rest)."""
+
+    matched: np.ndarray
+    src: np.ndarray
+    carried: int
+    carried_frame: np.ndarray
+    carried_ts: np.ndarray
+    carried_payload: np.ndarray
+    frame: np.ndarray
+    ts: np.ndarray
+    payload: np.ndarray
