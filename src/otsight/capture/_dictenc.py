@@ -11,22 +11,14 @@ import numpy as np
 from otsight._jit import njit
 
 
-@njit(cache=True, inline="always")
-def _slot(h, v, mask):
-    x = (v ^ (h * np.uint64(0x9E3779B97F4A7C15))) * np.uint64(0xFF51AFD7ED558CCD)
-    x ^= x >> np.uint64(29)
-    return x & mask
-
-
 @njit(cache=True, nogil=True)
 def dict_encode_pairs(hi, lo):
-    """Return (codes int32, distinct hi, distinct lo) in order of first appearance.
-
-    The table starts small and doubles as distinct values arrive: a chunk holds a few
-    thousand addresses in a million rows, and a table sized for the rows would miss the
-    cache on every probe."""
+    """Return (codes int32, distinct hi, distinct lo) in order of first appearance."""
     n = hi.shape[0]
-    cap = 1024
+    cap = 64
+    while cap < 2 * n:
+        cap *= 2
+    cap = min(cap, 1 << 22) if n < (1 << 21) else cap
     slots = np.full(cap, -1, dtype=np.int64)
     mask = np.uint64(cap - 1)
     uh = np.empty(n, dtype=np.uint64)
@@ -36,21 +28,12 @@ def dict_encode_pairs(hi, lo):
     for i in range(n):
         h = hi[i]
         v = lo[i]
-        pos = _slot(h, v, mask)
+        x = (v ^ (h * np.uint64(0x9E3779B97F4A7C15))) * np.uint64(0xFF51AFD7ED558CCD)
+        x ^= x >> np.uint64(29)
+        pos = x & mask
         while True:
             s = slots[pos]
             if s < 0:
-                if 2 * (m + 1) > cap:  # keep the load under one half: grow, then re-probe
-                    cap *= 2
-                    slots = np.full(cap, -1, dtype=np.int64)
-                    mask = np.uint64(cap - 1)
-                    for k in range(m):
-                        q = _slot(uh[k], ul[k], mask)
-                        while slots[q] >= 0:
-                            q = (q + np.uint64(1)) & mask
-                        slots[q] = k
-                    pos = _slot(h, v, mask)
-                    continue
                 slots[pos] = m
                 uh[m] = h
                 ul[m] = v
