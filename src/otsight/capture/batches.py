@@ -161,9 +161,9 @@ STREAM_WEIRD_BASE = 1000  # stream anomaly kinds are numbered after the packet o
 WEIRD_NAMES.update({STREAM_WEIRD_BASE + k: v for k, v in T.GAP_KINDS.items()})
 
 
-def packet_weird_batch(capture: str, chunk, cols, addrs, pkt_flow) -> pa.RecordBatch:
-    """Packets the L2–L4 kernel could not decode in full, one row each with the reason."""
-    bad = np.flatnonzero(cols[:, L.STATUS] != 0)
+def packet_weird_batch(capture: str, chunk, cols, addrs, pkt_flow, bad) -> pa.RecordBatch:
+    """Packets the L2–L4 kernel could not decode in full, one row each with the reason.
+    ``bad``: their indices (the rows whose status is not OK)."""
     codes = cols[bad, L.STATUS]
     unsupported = codes == L.UNSUPPORTED_LINKTYPE
     details: list[str | None] = [None] * bad.shape[0]
@@ -248,12 +248,10 @@ def _gather(buf: np.ndarray, starts: np.ndarray, width: int) -> np.ndarray:
 
 
 def arp_batch(
-    capture: str, chunk, cols: np.ndarray, et: np.ndarray | None = None
+    capture: str, chunk, cols: np.ndarray, idx: np.ndarray
 ) -> tuple[pa.RecordBatch, np.ndarray]:
-    """ARP over Ethernet/IPv4. Returns the batch and the indices of ARP frames too short.
-    ``et``: the ethertype column, when the caller has it contiguous already."""
-    is_arp = (cols[:, L.ETHERTYPE] if et is None else et) == L.ETH_ARP
-    idx = np.flatnonzero(is_arp)
+    """ARP over Ethernet/IPv4 in frames ``idx`` (ethertype 0x0806). Returns the batch and
+    the indices of ARP frames too short."""
     l3 = cols[idx, L.L3_OFF]
     end = chunk.offset[idx] + chunk.caplen[idx]
     ok = l3 + 28 <= end
@@ -282,10 +280,10 @@ def arp_batch(
 
 
 def lldp_batch(
-    capture: str, chunk, cols: np.ndarray
+    capture: str, chunk, cols: np.ndarray, idx: np.ndarray
 ) -> tuple[pa.RecordBatch, list[tuple[int, str]]]:
-    """LLDP frames decoded in Python (rare). Returns the batch and (index, reason) problems."""
-    idx = np.flatnonzero(cols[:, L.ETHERTYPE] == L.ETH_LLDP)
+    """LLDP frames ``idx`` (ethertype 0x88CC) decoded in Python (rare). Returns the batch and
+    (index, reason) problems."""
     rows: dict[str, list] = {f.name: [] for f in E.LLDP}
     problems: list[tuple[int, str]] = []
     for i in idx:
