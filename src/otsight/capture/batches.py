@@ -137,7 +137,7 @@ def pdus_batch(P: np.ndarray, capture: str) -> pa.RecordBatch:
         "capture": constant_string(capture, n),
         "frame": pa.array(c["frame"]),
         "ts": _ts(c["ts"]),
-        "first_frame": pa.array(P[:, T.P_FIRST_FRAME]),
+        "first_frame": pa.array(c["first_frame"]),
         "flow_id": pa.array(c["flow"]),
         "src_ip": ip_array(c["src_hi"], c["src_lo"]),
         "dst_ip": ip_array(c["dst_hi"], c["dst_lo"]),
