@@ -4,8 +4,18 @@ from __future__ import annotations
 
 import numpy as np
 
+from otsight.capture._text import two_ints_text
 from otsight.capture.packet_scan import scan_packets
 from otsight.dissect import _l2l4 as L
+
+
+def test_two_ints_text_matches_f_strings():
+    big = np.iinfo(np.int64)
+    a = np.array([0, 7, -1, 10, 99, 100, big.max, big.min, 4294967295], np.int64)
+    b = a[::-1].copy()
+    got = two_ints_text(a, b, "seq ", ", ", " bytes").to_pylist()
+    assert got == [f"seq {x}, {y} bytes" for x, y in zip(a.tolist(), b.tolist(), strict=True)]
+    assert two_ints_text(a[:0], b[:0], "x", "y", "z").to_pylist() == []
 
 
 def test_scan_packets_matches_column_reads():

@@ -12,6 +12,7 @@ import pyarrow as pa
 from otsight import events as E
 from otsight.capture import _track as T
 from otsight.capture import framing
+from otsight.capture._text import two_ints_text
 from otsight.capture.addresses import constant_string, ip_array, mac_array, names_array
 from otsight.capture.lldp import parse_lldp
 from otsight.capture.pdu_columns import pdu_columns
@@ -227,13 +228,7 @@ def stream_weird_batch(capture: str, G: np.ndarray) -> pa.RecordBatch:
         "dst_port": pa.array(G[:, T.G_DPORT].astype(np.int32)),
         "flow_id": pa.array(G[:, T.G_FLOW]),
         "name": names_array(STREAM_WEIRD_BASE + G[:, T.G_KIND], WEIRD_NAMES),
-        "detail": pa.array(
-            [
-                f"seq {int(s)}, {int(ln)} bytes"
-                for s, ln in zip(G[:, T.G_SEQ], G[:, T.G_LEN], strict=False)
-            ],
-            type=pa.string(),
-        ),
+        "detail": two_ints_text(G[:, T.G_SEQ], G[:, T.G_LEN], "seq ", ", ", " bytes"),
         "layer": constant_string("tcp_stream", n),
     }
     return pa.RecordBatch.from_pydict(batch, schema=E.WEIRD)
