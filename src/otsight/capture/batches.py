@@ -257,6 +257,7 @@ def arp_batch(
     n = idx.shape[0]
     mapped = np.uint64(0xFFFF00000000)
     zeros = np.zeros(n, dtype=np.uint64)
+    op = _gather(chunk.buf, l3 + 6, 2).astype(np.int64)
     batch = {
         "capture": constant_string(capture, n),
         "frame": pa.array(chunk.first_frame + idx),
@@ -264,8 +265,8 @@ def arp_batch(
         "src_mac": mac_array(cols[idx, L.ETH_SRC]),
         "dst_mac": mac_array(cols[idx, L.ETH_DST]),
         "vlan": pa.array(cols[idx, L.VLAN1].astype(np.int32), mask=cols[idx, L.VLAN1] < 0),
-        "op": pa.array(_gather(chunk.buf, l3 + 6, 2).astype(np.int16)),
-        "op_name": names_array(_gather(chunk.buf, l3 + 6, 2).astype(np.int64), _ARP_OPS),
+        "op": pa.array(op.astype(np.int16)),
+        "op_name": names_array(op, _ARP_OPS),
         "sender_mac": mac_array(_gather(chunk.buf, l3 + 8, 6).astype(np.int64)),
         "sender_ip": ip_array(zeros, mapped | _gather(chunk.buf, l3 + 14, 4)),
         "target_mac": mac_array(_gather(chunk.buf, l3 + 18, 6).astype(np.int64)),
