@@ -17,6 +17,7 @@ import pyarrow as pa
 from otsight.capture import batches as B
 from otsight.capture.flows import FlowTable, TrackResult
 from otsight.capture.linktypes import is_decoded, linktype_name
+from otsight.capture.packet_scan import scan_packets
 from otsight.capture.pcap import CaptureReader
 from otsight.dissect import _l2l4 as L
 from otsight.dissect.base import ChunkContext, Dissector
@@ -94,20 +95,19 @@ class CapturePipeline:
             yield "weird", B.stream_weird_batch(self.label, res.gaps)
 
     def _packets(self, chunk, cols, addrs, res) -> Iterator[tuple[str, pa.RecordBatch]]:
-        status = cols[:, L.STATUS]
-        if status.any():
-            yield "weird", B.packet_weird_batch(self.label, chunk, cols, addrs, res.pkt_flow)
-        et = np.ascontiguousarray(cols[:, L.ETHERTYPE])  # read once for the L2 tables
-        if (et == L.ETH_ARP).any():
-            arp, short = B.arp_batch(self.label, chunk, cols, et)
+        et, bad, arp_rows, lldp_rows = scan_packets(cols)  # one pass over the rows
+        if bad.shape[0]:
+            yield "weird", B.packet_weird_batch(self.label, chunk, cols, addrs, res.pkt_flow, bad)
+        if arp_rows.shape[0]:
+            arp, short = B.arp_batch(self.label, chunk, cols, arp_rows)
             yield "arp", arp
             if short.shape[0]:
                 yield (
                     "weird",
                     B.named_packet_weird(self.label, chunk, cols, addrs, short, "bad_arp", "arp"),
                 )
-        if (et == L.ETH_LLDP).any():
-            lldp, problems = B.lldp_batch(self.label, chunk, cols)
+        if lldp_rows.shape[0]:
+            lldp, problems = B.lldp_batch(self.label, chunk, cols, lldp_rows)
             yield "lldp", lldp
             if problems:
                 idx = np.array([i for i, _ in problems], dtype=np.int64)

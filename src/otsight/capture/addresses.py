@@ -22,7 +22,9 @@ def _dictionary(inverse: np.ndarray, strings: list[str | None]) -> pa.Dictionary
     if null_at:
         mask = np.isin(inverse, null_at)
         indices = pa.array(inverse.astype(np.int32, copy=False), mask=mask)
-    return pa.DictionaryArray.from_arrays(indices, values)
+    # The indices come from np.unique or the hash encoder, in range by construction: Arrow's
+    # check of every index (safe=True) would be one more pass over the column.
+    return pa.DictionaryArray.from_arrays(indices, values, safe=False)
 
 
 def format_ip(hi: int, lo: int) -> str:
@@ -56,16 +58,17 @@ def ip_array(hi: np.ndarray, lo: np.ndarray, valid: np.ndarray | None = None) ->
     if hi.shape[0] == 0:
         return _dictionary(np.empty(0, np.int32), [])
     codes, uh, ul = dict_encode_pairs(hi, lo)
-    strings = [format_ip(int(h), int(v)) for h, v in zip(uh, ul, strict=True)]
+    strings = [format_ip(h, v) for h, v in zip(uh.tolist(), ul.tolist(), strict=True)]
     out = _dictionary(codes, strings)
     if valid is not None and not valid.all():
-        out = pa.DictionaryArray.from_arrays(pa.array(codes, mask=~valid), out.dictionary)
+        out = pa.DictionaryArray.from_arrays(
+            pa.array(codes, mask=~valid), out.dictionary, safe=False
+        )
     return out
 
 
 def format_mac(value: int) -> str:
-    b = int(value).to_bytes(6, "big")
-    return ":".join(f"{x:02x}" for x in b)
+    return int(value).to_bytes(6, "big").hex(":")
 
 
 def mac_array(values: np.ndarray) -> pa.DictionaryArray:
@@ -73,13 +76,13 @@ def mac_array(values: np.ndarray) -> pa.DictionaryArray:
         return _dictionary(np.empty(0, np.int32), [])
     uniq, inverse = np.unique(values, return_inverse=True)
     # 0 means "no MAC" (link types without one); 00:00:00:00:00:00 is not seen in practice
-    strings: list[str | None] = [format_mac(v) if v else None for v in uniq]
+    strings: list[str | None] = [format_mac(v) if v else None for v in uniq.tolist()]
     return _dictionary(inverse.reshape(-1), strings)
 
 
 def constant_string(value: str, n: int) -> pa.DictionaryArray:
     return pa.DictionaryArray.from_arrays(
-        pa.array(np.zeros(n, dtype=np.int32)), pa.array([value], type=pa.string())
+        pa.array(np.zeros(n, dtype=np.int32)), pa.array([value], type=pa.string()), safe=False
     )
 
 
@@ -88,4 +91,4 @@ def names_array(codes: np.ndarray, names: dict[int, str]) -> pa.DictionaryArray:
     if codes.shape[0] == 0:
         return _dictionary(np.empty(0, np.int32), [])
     uniq, inverse = np.unique(codes, return_inverse=True)
-    return _dictionary(inverse.reshape(-1), [names.get(int(c), str(int(c))) for c in uniq])
+    return _dictionary(inverse.reshape(-1), [names.get(c, str(c)) for c in uniq.tolist()])

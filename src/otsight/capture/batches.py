@@ -12,6 +12,7 @@ import pyarrow as pa
 from otsight import events as E
 from otsight.capture import _track as T
 from otsight.capture import framing
+from otsight.capture._text import two_ints_text
 from otsight.capture.addresses import constant_string, ip_array, mac_array, names_array
 from otsight.capture.lldp import parse_lldp
 from otsight.capture.pdu_columns import pdu_columns
@@ -137,7 +138,7 @@ def pdus_batch(P: np.ndarray, capture: str) -> pa.RecordBatch:
         "capture": constant_string(capture, n),
         "frame": pa.array(c["frame"]),
         "ts": _ts(c["ts"]),
-        "first_frame": pa.array(P[:, T.P_FIRST_FRAME]),
+        "first_frame": pa.array(c["first_frame"]),
         "flow_id": pa.array(c["flow"]),
         "src_ip": ip_array(c["src_hi"], c["src_lo"]),
         "dst_ip": ip_array(c["dst_hi"], c["dst_lo"]),
@@ -161,9 +162,9 @@ STREAM_WEIRD_BASE = 1000  # stream anomaly kinds are numbered after the packet o
 WEIRD_NAMES.update({STREAM_WEIRD_BASE + k: v for k, v in T.GAP_KINDS.items()})
 
 
-def packet_weird_batch(capture: str, chunk, cols, addrs, pkt_flow) -> pa.RecordBatch:
-    """Packets the L2–L4 kernel could not decode in full, one row each with the reason."""
-    bad = np.flatnonzero(cols[:, L.STATUS] != 0)
+def packet_weird_batch(capture: str, chunk, cols, addrs, pkt_flow, bad) -> pa.RecordBatch:
+    """Packets the L2–L4 kernel could not decode in full, one row each with the reason.
+    ``bad``: their indices (the rows whose status is not OK)."""
     codes = cols[bad, L.STATUS]
     unsupported = codes == L.UNSUPPORTED_LINKTYPE
     details: list[str | None] = [None] * bad.shape[0]
@@ -227,13 +228,7 @@ def stream_weird_batch(capture: str, G: np.ndarray) -> pa.RecordBatch:
         "dst_port": pa.array(G[:, T.G_DPORT].astype(np.int32)),
         "flow_id": pa.array(G[:, T.G_FLOW]),
         "name": names_array(STREAM_WEIRD_BASE + G[:, T.G_KIND], WEIRD_NAMES),
-        "detail": pa.array(
-            [
-                f"seq {int(s)}, {int(ln)} bytes"
-                for s, ln in zip(G[:, T.G_SEQ], G[:, T.G_LEN], strict=False)
-            ],
-            type=pa.string(),
-        ),
+        "detail": two_ints_text(G[:, T.G_SEQ], G[:, T.G_LEN], "seq ", ", ", " bytes"),
         "layer": constant_string("tcp_stream", n),
     }
     return pa.RecordBatch.from_pydict(batch, schema=E.WEIRD)
@@ -248,12 +243,10 @@ def _gather(buf: np.ndarray, starts: np.ndarray, width: int) -> np.ndarray:
 
 
 def arp_batch(
-    capture: str, chunk, cols: np.ndarray, et: np.ndarray | None = None
+    capture: str, chunk, cols: np.ndarray, idx: np.ndarray
 ) -> tuple[pa.RecordBatch, np.ndarray]:
-    """ARP over Ethernet/IPv4. Returns the batch and the indices of ARP frames too short.
-    ``et``: the ethertype column, when the caller has it contiguous already."""
-    is_arp = (cols[:, L.ETHERTYPE] if et is None else et) == L.ETH_ARP
-    idx = np.flatnonzero(is_arp)
+    """ARP over Ethernet/IPv4 in frames ``idx`` (ethertype 0x0806). Returns the batch and
+    the indices of ARP frames too short."""
     l3 = cols[idx, L.L3_OFF]
     end = chunk.offset[idx] + chunk.caplen[idx]
     ok = l3 + 28 <= end
@@ -264,6 +257,7 @@ def arp_batch(
     n = idx.shape[0]
     mapped = np.uint64(0xFFFF00000000)
     zeros = np.zeros(n, dtype=np.uint64)
+    op = _gather(chunk.buf, l3 + 6, 2).astype(np.int64)
     batch = {
         "capture": constant_string(capture, n),
         "frame": pa.array(chunk.first_frame + idx),
@@ -271,8 +265,8 @@ def arp_batch(
         "src_mac": mac_array(cols[idx, L.ETH_SRC]),
         "dst_mac": mac_array(cols[idx, L.ETH_DST]),
         "vlan": pa.array(cols[idx, L.VLAN1].astype(np.int32), mask=cols[idx, L.VLAN1] < 0),
-        "op": pa.array(_gather(chunk.buf, l3 + 6, 2).astype(np.int16)),
-        "op_name": names_array(_gather(chunk.buf, l3 + 6, 2).astype(np.int64), _ARP_OPS),
+        "op": pa.array(op.astype(np.int16)),
+        "op_name": names_array(op, _ARP_OPS),
         "sender_mac": mac_array(_gather(chunk.buf, l3 + 8, 6).astype(np.int64)),
         "sender_ip": ip_array(zeros, mapped | _gather(chunk.buf, l3 + 14, 4)),
         "target_mac": mac_array(_gather(chunk.buf, l3 + 18, 6).astype(np.int64)),
@@ -282,10 +276,10 @@ def arp_batch(
 
 
 def lldp_batch(
-    capture: str, chunk, cols: np.ndarray
+    capture: str, chunk, cols: np.ndarray, idx: np.ndarray
 ) -> tuple[pa.RecordBatch, list[tuple[int, str]]]:
-    """LLDP frames decoded in Python (rare). Returns the batch and (index, reason) problems."""
-    idx = np.flatnonzero(cols[:, L.ETHERTYPE] == L.ETH_LLDP)
+    """LLDP frames ``idx`` (ethertype 0x88CC) decoded in Python (rare). Returns the batch and
+    (index, reason) problems."""
     rows: dict[str, list] = {f.name: [] for f in E.LLDP}
     problems: list[tuple[int, str]] = []
     for i in idx:

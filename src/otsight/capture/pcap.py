@@ -192,7 +192,9 @@ class CaptureReader:
             pass  # a caller still holds a view; the mapping goes when it does
 
     def _emit(self, buf, arrays, n, linktype_of_iface) -> Chunk:
-        off, cap, wire, ts, iface = (a[:n].copy() for a in arrays)
+        # The chunk keeps the arrays the index kernel filled (no copy); the caller indexes the
+        # next chunk into fresh ones.
+        off, cap, wire, ts, iface = (a[:n] for a in arrays)
         if linktype_of_iface is None:
             lt = np.full(n, self._pcap_linktype, dtype=np.int32)
             iface32 = np.zeros(n, dtype=np.int32)
@@ -222,6 +224,7 @@ class CaptureReader:
                 n, rel_next, stop = K._index_pcap(buf, rel, big, frac, *arrays[:4])
                 if n:
                     yield self._emit(buf, arrays, n, None)
+                    arrays = self._arrays()
                 progressed = progressed or rel_next != rel
                 rel = rel_next
                 if stop != K.STOP_FULL:
@@ -264,6 +267,7 @@ class CaptureReader:
                 )
                 if n:
                     chunk = self._emit(buf, arrays, n, iface_arrays[5])
+                    arrays = self._arrays()
                     _fill_spb_timestamps(chunk.ts, self._last_ts)
                     if chunk.count:
                         self._last_ts = int(chunk.ts[-1])

@@ -14,12 +14,13 @@ from otsight.capture import _track as T
 
 
 @njit(cache=True, nogil=True)
-def _columns(P, idx, all_rows, frame, ts, flow, off, in_arena, length, sport, dport, framer,
-             orig, ips):  # fmt: skip
+def _columns(P, idx, all_rows, frame, first_frame, ts, flow, off, in_arena, length, sport,
+             dport, framer, orig, ips):  # fmt: skip
     n = frame.shape[0]
     for k in range(n):
         i = k if all_rows else idx[k]
         frame[k] = P[i, T.P_FRAME]
+        first_frame[k] = P[i, T.P_FIRST_FRAME]
         ts[k] = P[i, T.P_TS]
         flow[k] = P[i, T.P_FLOW]
         off[k] = P[i, T.P_OFF]
@@ -36,21 +37,22 @@ def _columns(P, idx, all_rows, frame, ts, flow, off, in_arena, length, sport, dp
 
 
 def pdu_columns(P: np.ndarray, idx: np.ndarray | None = None) -> dict[str, np.ndarray]:
-    """Columns of PDU rows ``idx`` (every row when None): frame, ts, flow and the PDU's
-    location ``off``, ``in_arena``, ``length`` (int64, as the dissector kernels take them),
-    sport, dport, framer (int32), orig (bool) and the 128-bit addresses ``src_hi``,
+    """Columns of PDU rows ``idx`` (every row when None): frame, first_frame, ts, flow and
+    the PDU's location ``off``, ``in_arena``, ``length`` (int64, as the dissector kernels take
+    them), sport, dport, framer (int32), orig (bool) and the 128-bit addresses ``src_hi``,
     ``src_lo``, ``dst_hi``, ``dst_lo`` (uint64)."""
     n = P.shape[0] if idx is None else idx.shape[0]
     out: dict[str, np.ndarray] = {
-        k: np.empty(n, np.int64) for k in ("frame", "ts", "flow", "off", "in_arena", "length")
+        k: np.empty(n, np.int64)
+        for k in ("frame", "first_frame", "ts", "flow", "off", "in_arena", "length")
     }
     out |= {k: np.empty(n, np.int32) for k in ("sport", "dport", "framer")}
     out["orig"] = np.empty(n, np.bool_)
     ips = np.empty((4, n), np.uint64)
     rows = np.zeros(0, np.int64) if idx is None else np.asarray(idx, np.int64)
     _columns(
-        P, rows, idx is None, out["frame"], out["ts"], out["flow"], out["off"],
-        out["in_arena"], out["length"], out["sport"], out["dport"], out["framer"],
+        P, rows, idx is None, out["frame"], out["first_frame"], out["ts"], out["flow"],
+        out["off"], out["in_arena"], out["length"], out["sport"], out["dport"], out["framer"],
         out["orig"], ips,
     )  # fmt: skip
     out["src_hi"], out["src_lo"], out["dst_hi"], out["dst_lo"] = ips

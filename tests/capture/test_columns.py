@@ -1,0 +1,30 @@
+"""The small column kernels of the foundation tables against their naive twins."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from otsight.capture._text import two_ints_text
+from otsight.capture.packet_scan import scan_packets
+from otsight.dissect import _l2l4 as L
+
+
+def test_two_ints_text_matches_f_strings():
+    big = np.iinfo(np.int64)
+    a = np.array([0, 7, -1, 10, 99, 100, big.max, big.min, 4294967295], np.int64)
+    b = a[::-1].copy()
+    got = two_ints_text(a, b, "seq ", ", ", " bytes").to_pylist()
+    assert got == [f"seq {x}, {y} bytes" for x, y in zip(a.tolist(), b.tolist(), strict=True)]
+    assert two_ints_text(a[:0], b[:0], "x", "y", "z").to_pylist() == []
+
+
+def test_scan_packets_matches_column_reads():
+    rng = np.random.default_rng(1)
+    cols = rng.integers(0, 3, size=(1000, L.NCOLS)).astype(np.int64)
+    cols[:, L.ETHERTYPE] = rng.choice([L.ETH_IPV4, L.ETH_ARP, L.ETH_LLDP, -1, 0x8892], 1000)
+    et, bad, arp, lldp = scan_packets(cols)
+    assert np.array_equal(et, cols[:, L.ETHERTYPE])
+    assert np.array_equal(bad, np.flatnonzero(cols[:, L.STATUS] != 0))
+    assert np.array_equal(arp, np.flatnonzero(cols[:, L.ETHERTYPE] == L.ETH_ARP))
+    assert np.array_equal(lldp, np.flatnonzero(cols[:, L.ETHERTYPE] == L.ETH_LLDP))
+    assert all(x.shape == (0,) for x in scan_packets(cols[:0]))
