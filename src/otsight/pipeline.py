@@ -67,9 +67,10 @@ class CapturePipeline:
                 chunk.buf, chunk.offset, chunk.caplen, chunk.linktype, chunk.wirelen
             )
             res = self.flows.process(chunk, cols, addrs)
-            yield from self._tracked(res)
+            pdus = self._pdus(res)
+            yield from self._tracked(res, pdus)
             yield from self._packets(chunk, cols, addrs, res)
-            ctx = ChunkContext(self.label, chunk, cols, addrs, res)
+            ctx = ChunkContext(self.label, chunk, cols, addrs, res, pdu_table=pdus)
             yield from self._dissect(ctx)
             if self.on_chunk is not None:
                 self.on_chunk(ctx)
@@ -78,19 +79,31 @@ class CapturePipeline:
                 self.on_progress(self.reader.packets)
         # Flows still open end now; PDUs they held back (out-of-order data) come out here.
         res = self.flows.finish()
-        yield from self._tracked(res)
-        ctx = ChunkContext(self.label, _NoPackets(res.arena), _EMPTY_COLS, _EMPTY_ADDRS, res)
+        pdus = self._pdus(res)
+        yield from self._tracked(res, pdus)
+        ctx = ChunkContext(
+            self.label, _NoPackets(res.arena), _EMPTY_COLS, _EMPTY_ADDRS, res, pdu_table=pdus
+        )
         yield from self._dissect(ctx)
         if self.on_chunk is not None:
             self.on_chunk(ctx)
         for d in self.dissectors:
             yield from self._guarded(d, lambda d=d: d.finish(self.label))
 
-    def _tracked(self, res: TrackResult) -> Iterator[tuple[str, pa.RecordBatch]]:
+    def _pdus(self, res: TrackResult) -> pa.RecordBatch | None:
+        """The chunk's ``pdus`` table, when asked for; the dissectors read its protocol
+        and address columns instead of working them out again."""
+        if res.pdus.shape[0] and "pdus" in self.tables:
+            return B.pdus_batch(res.pdus, self.label)
+        return None
+
+    def _tracked(
+        self, res: TrackResult, pdus: pa.RecordBatch | None
+    ) -> Iterator[tuple[str, pa.RecordBatch]]:
         if res.flows.shape[0]:
             yield "flows", B.flows_batch(res.flows, res.flow_keys, self.label)
-        if res.pdus.shape[0] and "pdus" in self.tables:
-            yield "pdus", B.pdus_batch(res.pdus, self.label)
+        if pdus is not None:
+            yield "pdus", pdus
         if res.gaps.shape[0]:
             yield "weird", B.stream_weird_batch(self.label, res.gaps)
 

@@ -249,6 +249,9 @@ class ChunkContext:
     cols: np.ndarray
     addrs: np.ndarray
     track: Any  # otsight.capture.flows.TrackResult
+    # the chunk's ``pdus`` table (one row per framed PDU, in ``track.pdus`` order) when the
+    # run makes it: its framer and address columns are reused rather than computed again
+    pdu_table: pa.RecordBatch | None = None
     weird_batches: list[pa.RecordBatch] = field(default_factory=list)
     _memo: dict = field(default_factory=dict, repr=False)
 
@@ -256,8 +259,12 @@ class ChunkContext:
     def pdus(self, framer: int) -> np.ndarray:
         """Indices (into ``track.pdus``) of the framed PDUs of one framer."""
         framers = self._memo.get("framers")
-        if framers is None:  # one strided read of the column, shared by every dissector
-            framers = self._memo["framers"] = np.ascontiguousarray(self.track.pdus[:, T.P_FRAMER])
+        if framers is None:  # shared by every dissector
+            if self.pdu_table is not None:  # the protocol column's indices are the framers
+                framers = self.pdu_table.column("protocol").indices.to_numpy()
+            else:  # one strided read of the matrix's column
+                framers = np.ascontiguousarray(self.track.pdus[:, T.P_FRAMER])
+            self._memo["framers"] = framers
         return np.flatnonzero(framers == framer)
 
     def pdu_bytes(self, j: int) -> bytes:
@@ -300,12 +307,19 @@ class ChunkContext:
     def pdu_envelope(self, idx: np.ndarray) -> dict[str, pa.Array]:
         """The common columns of rows that come from framed PDUs ``idx``."""
         c = self.pdu_fields(idx)
+        if self.pdu_table is not None:  # taking indices costs less than encoding addresses
+            ix = pa.array(idx)
+            src_ip = self.pdu_table.column("src_ip").take(ix)
+            dst_ip = self.pdu_table.column("dst_ip").take(ix)
+        else:
+            src_ip = ip_array(c["src_hi"], c["src_lo"])
+            dst_ip = ip_array(c["dst_hi"], c["dst_lo"])
         return {
             "capture": constant_string(self.capture, idx.shape[0]),
             "frame": pa.array(c["frame"]),
             "ts": timestamps(c["ts"]),
-            "src_ip": ip_array(c["src_hi"], c["src_lo"]),
-            "dst_ip": ip_array(c["dst_hi"], c["dst_lo"]),
+            "src_ip": src_ip,
+            "dst_ip": dst_ip,
             "src_port": pa.array(c["sport"]),
             "dst_port": pa.array(c["dport"]),
             "flow_id": pa.array(c["flow"]),
