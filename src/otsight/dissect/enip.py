@@ -1802,9 +1802,10 @@ class EnipDissector(Dissector):
                 )
                 continue
             found.append((k, info))
+        # row → its answer among ``found``, -1 elsewhere (the last entry of a lookup array)
         at = np.full(n, -1, np.int64)
         at[[k for k, _ in found]] = np.arange(len(found))
-        where = null_negative(at, np.int32)
+        where = null_negative(at, np.int32) if found else None
 
         def ident(key: str, typ: pa.DataType) -> pa.Array:
             if not found:
@@ -1818,22 +1819,22 @@ class EnipDissector(Dissector):
             return v
 
         vid, dtyp, st = ident_code("vendor_id"), ident_code("device_type"), ident_code("state")
-        vendor_names = pa.array(
+        vendor_names = _scattered_names(
+            at,
             [
                 VENDORS.get(int(info["vendor_id"]), f"vendor_{info['vendor_id']}")
                 for _, info in found
             ],
-            pa.string(),
-        ).take(where)
-        state_names = pa.array(
+        )
+        state_names = _scattered_names(
+            at,
             [
                 STATES.get(int(info["state"]), f"state_{info['state']}")
                 if info["state"] is not None
                 else None
                 for _, info in found
             ],
-            pa.string(),
-        ).take(where)
+        )
         batch.update(
             {
                 "is_request": pa.array(is_req),
@@ -1851,7 +1852,7 @@ class EnipDissector(Dissector):
                 "cip_sequence": null_negative(X[:, X_CIPSEQ], np.int32),
                 "cip_messages": pa.array(counts.astype(np.int32)),
                 "vendor_id": null_negative(vid, np.int32),
-                "vendor_name": vendor_names.dictionary_encode(),
+                "vendor_name": vendor_names,
                 "device_type": null_negative(dtyp, np.int32),
                 "device_type_name": DEVICE_TYPES.optional_names(dtyp),
                 "product_code": ident("product_code", pa.int32()),
@@ -1860,7 +1861,7 @@ class EnipDissector(Dissector):
                 "product_name": ident("product_name", pa.string()),
                 "device_status": ident("device_status", pa.int32()),
                 "state": null_negative(st, np.int16),
-                "state_name": state_names.dictionary_encode(),
+                "state_name": state_names,
                 "socket_address": ident("socket_address", pa.string()),
                 **pairing_columns(matched, req_frame, req_ts, meta["ts"]),
             }
@@ -1971,6 +1972,17 @@ class EnipDissector(Dissector):
             self._symbols.append(s)
             self._symbol_ids[s] = k
         return k
+
+
+def _scattered_names(at: np.ndarray, names: list[str | None]) -> pa.Array:
+    """Row ``i`` named ``names[at[i]]`` (null where ``at`` is -1 or the name None), as a
+    dictionary column: the few names of ListIdentity answers, without a take per column."""
+    distinct = list(dict.fromkeys(v for v in names if v is not None))
+    pos = {v: i for i, v in enumerate(distinct)}
+    codes = np.array([pos[v] if v is not None else -1 for v in names] + [-1], np.int64)
+    return pa.DictionaryArray.from_arrays(
+        null_negative(codes[at], np.int32), pa.array(distinct, pa.string())
+    )
 
 
 def _context(ctxv: np.ndarray, missing: np.ndarray) -> pa.Array:

@@ -20,6 +20,10 @@ from otsight import events
 
 PART = "part-0.parquet"
 _STATISTICS = ("frame", "ts", "flow_id", "last_ts")
+# Batches of a table are gathered until a row group holds this many rows: a row group
+# costs a few hundred microseconds whatever its size (metadata, a dictionary page per
+# column), and the small tables (weird, flows, ARP...) arrive a few rows per chunk.
+ROW_GROUP_ROWS = 1 << 16
 
 
 class Archive:
@@ -31,6 +35,8 @@ class Archive:
         self.schemas = schemas
         self.tables = list(schemas)
         self._writers: dict[str, pq.ParquetWriter] = {}
+        self._pending: dict[str, list[pa.RecordBatch]] = {}  # gathered for one row group
+        self._pending_rows: dict[str, int] = {}
         self.rows: dict[str, int] = {t: 0 for t in self.tables}
         self._queue: queue.Queue = queue.Queue(maxsize=16)
         self._error: BaseException | None = None
@@ -73,6 +79,20 @@ class Archive:
                     self._error = exc
 
     def _write(self, table: str, batch: pa.RecordBatch) -> None:
+        self._pending.setdefault(table, []).append(batch)
+        rows = self._pending_rows[table] = self._pending_rows.get(table, 0) + batch.num_rows
+        if rows >= ROW_GROUP_ROWS:
+            self._flush(table)
+
+    def _flush(self, table: str) -> None:
+        batches = self._pending.pop(table, [])
+        self._pending_rows.pop(table, None)
+        if not batches:
+            return
+        writer = self._writer(table)
+        writer.write_table(pa.Table.from_batches(batches, schema=self.schemas[table]))
+
+    def _writer(self, table: str) -> pq.ParquetWriter:
         writer = self._writers.get(table)
         if writer is None:
             folder = self.root / table
@@ -94,12 +114,18 @@ class Archive:
                 write_statistics=stats,
             )
             self._writers[table] = writer
-        writer.write_batch(batch)
+        return writer
 
     def close(self) -> None:
         if not self._inline:
             self._queue.put(None)
             self._thread.join()
+        if self._error is None:
+            try:
+                for table in list(self._pending):
+                    self._flush(table)
+            except Exception as exc:  # the same report as from the writer thread
+                self._error = exc
         for writer in self._writers.values():
             writer.close()
         for name in self.tables:
