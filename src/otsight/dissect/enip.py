@@ -1784,12 +1784,13 @@ class EnipDissector(Dissector):
         # pairing: unconnected by (flow, context, command); connected by (flow, sequence)
         key2 = np.where(cmd == 0x70, (X[:, X_CIPSEQ] << 20) | 0x70, ctxv * 31 + cmd)
         if tcp:
-            matched, req_frame, req_ts, _ = self.enip_matcher.match(
+            paired = self.enip_matcher.pair(
                 meta["flow"], key2, is_req, meta["frame"], meta["ts"], cmd.reshape(n, 1)
             )
+            pairing = paired_columns(paired, meta["ts"])
         else:
-            matched = np.zeros(n, bool)
-            req_frame = req_ts = np.zeros(n, np.int64)
+            nowhere = np.zeros(n, np.int64)
+            pairing = pairing_columns(np.zeros(n, bool), nowhere, nowhere, nowhere)
         # ListIdentity answers are a few per device: decoded in Python, scattered into
         # otherwise null columns
         found: list[tuple[int, dict[str, Any]]] = []
@@ -1863,7 +1864,7 @@ class EnipDissector(Dissector):
                 "state": null_negative(st, np.int16),
                 "state_name": state_names,
                 "socket_address": ident("socket_address", pa.string()),
-                **pairing_columns(matched, req_frame, req_ts, meta["ts"]),
+                **pairing,
             }
         )
         out["enip"].append(pa.RecordBatch.from_pydict(batch, schema=ENIP))

@@ -123,7 +123,8 @@ class RequestMatcher:
         meaningful where ``matched``. ``payload`` is int64 [n, width] (only request rows
         are read).
         """
-        p = self.pair(k1, k2, is_req, frame, ts, payload)
+        n = k1.shape[0]
+        p = self.pair(k1, k2, is_req, frame, ts, np.asarray(payload, np.int64).reshape(n, -1))
         n = p.matched.shape[0]
         req_frame = np.empty(n, np.int64)
         req_ts = np.empty(n, np.int64)
@@ -142,7 +143,7 @@ class RequestMatcher:
         k2 = np.asarray(k2, np.int64)
         frame = np.asarray(frame, np.int64)
         ts = np.asarray(ts, np.int64)
-        payload = np.asarray(payload, np.int64).reshape(n, self.width)
+        payload = np.asarray(payload).reshape(n, self.width)  # converted for the carry only
         src = np.zeros(n, np.int64)
         m = np.empty(n, bool)
         keep = _pair(self._k1, self._k2, k1, k2, np.asarray(is_req, bool), src, m)
@@ -157,7 +158,7 @@ class RequestMatcher:
         self._k2 = np.concatenate([self._k2[old], k2[new]])
         self._frame = np.concatenate([self._frame[old], frame[new]])
         self._ts = np.concatenate([self._ts[old], ts[new]])
-        self._payload = np.concatenate([self._payload[old], payload[new]])
+        self._payload = np.concatenate([self._payload[old], payload[new].astype(np.int64)])
         return p
 
 

@@ -21,7 +21,7 @@ from otsight.dissect.base import (
     Dissector,
     Semantics,
     null_negative_rows,
-    pairing_columns,
+    paired_columns,
     take_envelope,
 )
 from otsight.dissect.matching import RequestMatcher
@@ -377,26 +377,40 @@ def _fields(buf, arena, P, idx, g, is_req, out):
 
 
 @njit(cache=True, nogil=True)
-def _complete(buf, arena, in_arena, off, out, matched, req_pl, cat_luts, cat, starts, values):
+def _complete(buf, arena, in_arena, off, out, matched, src, carried, carried_pl, cat_luts, cat,
+              starts, values):  # fmt: skip
     """After pairing, for each PDU: a response takes its request's start address and
     quantity, and its coil / input bits are cut to the requested quantity; then its values
     go to ``values[starts[j]:starts[j + 1]]`` and its category (by function, refined by FC 8
     sub-function and UMAS code; 0 = none) to ``cat[j]``. ``matched`` is narrowed to
-    responses of the same function (exceptions carry it too)."""
+    responses of the same function (exceptions carry it too).
+
+    A matched row's request is ``src[j]``: one of the ``carried`` requests of earlier chunks
+    (``carried_pl``: start, quantity, function), else a column of ``out`` read in place
+    (this loop changes responses only)."""
     n = out.shape[1]
     starts[0] = 0
     for j in range(n):
         fc = out[FC, j]
-        m = matched[j] and req_pl[j, 2] == fc
+        m = matched[j]
+        rstart = rqty = rfc = np.int64(-1)
+        if m:
+            r = src[j]
+            if r < carried:
+                rstart, rqty, rfc = carried_pl[r, 0], carried_pl[r, 1], carried_pl[r, 2]
+            else:
+                r -= carried
+                rstart, rqty, rfc = out[START, r], out[QTY, r], out[FC, r]
+            m = rfc == fc
         matched[j] = m
         cnt = out[NVALS, j]
         if m:
             if out[START, j] < 0:
-                out[START, j] = req_pl[j, 0]
+                out[START, j] = rstart
             if out[QTY, j] < 0:
-                out[QTY, j] = req_pl[j, 1]
+                out[QTY, j] = rqty
             if out[KIND, j] == V_BITS and fc <= 2:
-                cnt = min(cnt, max(req_pl[j, 1], 0))
+                cnt = min(cnt, max(rqty, 0))
         s = starts[j]
         starts[j + 1] = s + cnt
         if cnt > 0:
@@ -490,9 +504,10 @@ class ModbusDissector(Dissector):
 
         # pair responses with requests: (flow, transaction id + unit)
         ts = g[G_TS]
-        matched, req_frame, req_ts, req_pl = self.matcher.match(
+        paired = self.matcher.pair(
             g[G_FLOW], out[KEY], is_req, g[G_FRAME], ts, out[START : FC + 1].T
         )
+        matched = paired.matched
         cat = np.empty(n, np.int32)
         starts = np.empty(n + 1, np.int32)
         values = np.empty(total, np.int32)  # trimming bits only shortens lists
@@ -503,7 +518,9 @@ class ModbusDissector(Dissector):
             g[G_OFF],
             out,
             matched,
-            req_pl,
+            paired.src,
+            paired.carried,
+            paired.carried_payload,
             CATEGORY_LUTS,
             cat,
             starts,
@@ -527,7 +544,7 @@ class ModbusDissector(Dissector):
                 "sub_function_name": DIAGNOSTICS.optional_names(out[SUB]),
                 "device_objects": self._objects(ctx, idx, out, is_req),
                 "umas_name": UMAS.optional_names(out[UMAS_C]),
-                **pairing_columns(matched, req_frame, req_ts, ts),
+                **paired_columns(paired, ts),
             }
         )
         bad = np.flatnonzero(out[STATUS] != OK)

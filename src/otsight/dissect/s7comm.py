@@ -51,6 +51,7 @@ from otsight.dissect.base import (
     MeaningColumns,
     Semantics,
     null_negative_rows,
+    paired_columns,
     pairing_columns,
     take_envelope,
 )
@@ -1034,22 +1035,31 @@ def _select(out):
 
 
 @njit(cache=True, nogil=True)
-def _complete(out, is_req, matched, req_pl, func_lut, ud_lut, midx):
+def _complete(out, is_req, matched, src, carried, carried_pl, func_lut, ud_lut, midx):
     """After pairing: a response without parameters takes its request's function, an answer
     to a PI service its service's meaning; ``midx``: each PDU's meaning (PI service >
     Userdata group and sub-function > function code; -1 = none). ``matched`` is cleared
-    for Userdata pushes."""
+    for Userdata pushes.
+
+    A matched row's request is ``src[j]``: one of the ``carried`` requests of earlier chunks
+    (``carried_pl``: the ``FUNC`` … ``PI_M`` fields), else a column of ``out`` read in place
+    (this loop changes responses only)."""
     for j in range(out.shape[1]):
         ros = out[ROS, j]
         m = matched[j] and not (ros == 7 and out[UD_TYPE, j] == 0)
         matched[j] = m
         if m and ros != 7:
+            r = src[j]
+            if r < carried:
+                rfunc, rpim = carried_pl[r, 0], carried_pl[r, PI_M - FUNC]
+            else:
+                rfunc, rpim = np.int64(out[FUNC, r - carried]), np.int64(out[PI_M, r - carried])
             if out[FUNC, j] < 0:
-                out[FUNC, j] = req_pl[j, 0]
+                out[FUNC, j] = rfunc
             # an Ack_Data to a PI service means what its request's service means (_INSE,
             # _DELE: program; P_PROGRAM: control), not just "PI service"
             if not is_req[j] and out[PI_M, j] < 0 and out[FUNC, j] == 0x28:
-                out[PI_M, j] = req_pl[j, 3]
+                out[PI_M, j] = rpim
         fc = out[FUNC, j]
         mi = func_lut[min(fc, 255)] if fc >= 0 else -1
         group = out[UD_GROUP, j]
@@ -1526,11 +1536,15 @@ class S7commDissector(Dissector):
         units, rich_rows, what = _select(out)
         self._szl_units(out, flow, units)
         rich = self._rich(ctx, idx, out, g, rich_rows, what)  # before the pairing
-        matched, req_frame, req_ts, req_pl = self.matcher.match(
+        paired = self.matcher.pair(
             flow, out[KEY], is_req, g[G_FRAME], g[G_TS], out[FUNC : PI_M + 1].T
         )
+        matched = paired.matched
         midx = np.empty(n, np.int64)
-        _complete(out, is_req, matched, req_pl, _M.func_lut, _M.ud_lut, midx)
+        _complete(
+            out, is_req, matched, paired.src, paired.carried, paired.carried_payload,
+            _M.func_lut, _M.ud_lut, midx,
+        )  # fmt: skip
         category, techniques = _M.columns(midx)
 
         item_starts = pa.array(starts.astype(np.int32))
@@ -1581,7 +1595,7 @@ class S7commDissector(Dissector):
         )
         batch.update(_sparse_strings(n, {k: rich[k] for k in texts}))
         batch.update(self._tsap_columns(flow))
-        batch.update(pairing_columns(matched, req_frame, req_ts, g[G_TS]))
+        batch.update(paired_columns(paired, g[G_TS]))
         bad = np.flatnonzero(out[STATUS] != OK)
         if bad.shape[0]:
             ctx.weird(
