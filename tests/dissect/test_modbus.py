@@ -152,6 +152,8 @@ def test_non_modbus_on_port_502_is_not_modbus(corpus):
     t = d.tables["modbus"]
     frames = t.column("frame").to_pylist()
     assert frames == [4, 5, 7, 8, 10, 11, 13, 14, 16, 17, 19, 20]
-    flows = {r["src_port"]: r["app_protocol"] for r in
-             d.flows.select(["src_port", "app_protocol"]).to_pylist()}
+    flows = {
+        r["src_port"]: r["app_protocol"]
+        for r in d.flows.select(["src_port", "app_protocol"]).to_pylist()
+    }
     assert flows[3082] == "modbus" and flows[38129] == ""

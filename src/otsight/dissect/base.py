@@ -399,6 +399,19 @@ def _pairing(matched, req_frame, req_ts, ts, frame_out, latency, bits):
     return nulls
 
 
+def _pairing_arrays(frame, latency, bits, nulls) -> dict[str, pa.Array]:
+    n = frame.shape[0]
+    validity = pa.py_buffer(bits) if nulls else None
+    return {
+        "request_frame": pa.Array.from_buffers(
+            pa.int64(), n, [validity, pa.py_buffer(frame)], null_count=nulls
+        ),
+        "latency": pa.Array.from_buffers(
+            pa.float64(), n, [validity, pa.py_buffer(latency)], null_count=nulls
+        ),
+    }
+
+
 def pairing_columns(
     matched: np.ndarray, req_frame: np.ndarray, req_ts: np.ndarray, ts: np.ndarray
 ) -> dict[str, pa.Array]:
@@ -412,15 +425,7 @@ def pairing_columns(
         np.asarray(matched, np.bool_), np.asarray(req_frame, np.int64),
         np.asarray(req_ts, np.int64), np.asarray(ts, np.int64), frame, latency, bits,
     )  # fmt: skip
-    validity = pa.py_buffer(bits) if nulls else None
-    return {
-        "request_frame": pa.Array.from_buffers(
-            pa.int64(), n, [validity, pa.py_buffer(frame)], null_count=nulls
-        ),
-        "latency": pa.Array.from_buffers(
-            pa.float64(), n, [validity, pa.py_buffer(latency)], null_count=nulls
-        ),
-    }
+    return _pairing_arrays(frame, latency, bits, nulls)
 
 
 @njit(cache=True, nogil=True)
@@ -456,15 +461,7 @@ def paired_columns(p: Pairing, row_ts: np.ndarray) -> dict[str, pa.Array]:
         p.matched, p.src, p.carried, p.carried_frame, p.carried_ts, p.frame, p.ts,
         np.asarray(row_ts, np.int64), frame, latency, bits,
     )  # fmt: skip
-    validity = pa.py_buffer(bits) if nulls else None
-    return {
-        "request_frame": pa.Array.from_buffers(
-            pa.int64(), n, [validity, pa.py_buffer(frame)], null_count=nulls
-        ),
-        "latency": pa.Array.from_buffers(
-            pa.float64(), n, [validity, pa.py_buffer(latency)], null_count=nulls
-        ),
-    }
+    return _pairing_arrays(frame, latency, bits, nulls)
 
 
 def distinct_strings(keys: np.ndarray, text: Callable[[int], str]) -> pa.Array:

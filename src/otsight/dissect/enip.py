@@ -1895,7 +1895,12 @@ class EnipDissector(Dissector):
         logix = np.empty(m, np.bool_)
         if tcp:
             paired = self.cip_matcher.pair(
-                flow, key2, is_req, frame, ts, C[:, C_PAYLOAD]  # a view: adjacent columns
+                flow,
+                key2,
+                is_req,
+                frame,
+                ts,
+                C[:, C_PAYLOAD],  # a view: adjacent columns
             )
             matched = paired.matched
             _apply_requests(
