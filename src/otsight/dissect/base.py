@@ -347,17 +347,16 @@ class ChunkContext:
     def weird(
         self,
         envelope: dict[str, pa.Array],
-        names: Iterable[str],
-        details: Iterable[str | None],
+        names: Iterable[str] | pa.Array,
+        details: Iterable[str | None] | pa.Array,
         layer: str,
     ) -> None:
         """Record malformed PDUs (rows of ``envelope``) as weird rows with reasons (lists of
         strings, or Arrow string arrays such as ``distinct_strings`` makes)."""
-        if not isinstance(names, pa.Array):
-            names = pa.array(list(names), type=pa.string())
+        name_array = names if isinstance(names, pa.Array) else pa.array(list(names), pa.string())
         if not isinstance(details, pa.Array):
             details = pa.array(list(details), type=pa.string())
-        n = len(names)
+        n = len(name_array)
         if n == 0:
             return
         batch = {
@@ -373,7 +372,7 @@ class ChunkContext:
                 "flow_id",
             )
         }
-        batch["name"] = names.dictionary_encode()
+        batch["name"] = name_array.dictionary_encode()
         batch["detail"] = details
         batch["layer"] = constant_string(layer, n)
         self.weird_batches.append(pa.RecordBatch.from_pydict(batch, schema=E.WEIRD))
