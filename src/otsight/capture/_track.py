@@ -151,12 +151,16 @@ def _mix(x):
 
 @njit(cache=True, inline="always", _nrt=False)
 def _hash(k0, k1, k2, k3, k4):
-    h = _mix(k0 ^ np.uint64(0x9E3779B97F4A7C15))
-    h = _mix(h ^ k1)
-    h = _mix(h ^ k2)
-    h = _mix(h ^ k3)
-    h = _mix(h ^ k4)
-    return h
+    # The key words are combined by independent multiplies and mixed once: five chained
+    # mixes put ~50 cycles of latency in front of every packet's table lookup.
+    h = (
+        k0 * np.uint64(0x9E3779B97F4A7C15)
+        + k1 * np.uint64(0xC2B2AE3D27D4EB4F)
+        + k2 * np.uint64(0x165667B19E3779F9)
+        + k3 * np.uint64(0xD6E8FEB86659FD93)
+        + k4 * np.uint64(0xFF51AFD7ED558CCD)
+    )
+    return _mix(h)
 
 
 @njit(cache=True, inline="always", _nrt=False)
