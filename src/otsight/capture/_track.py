@@ -22,6 +22,7 @@ import numpy as np
 
 from otsight._jit import njit
 from otsight.capture import framing as FR
+from otsight.capture._prefetch import prefetch
 from otsight.dissect import _l2l4 as L
 
 # ---- flow record fields (F[rec, field]) ------------------------------------------------
@@ -79,6 +80,11 @@ GAP_KINDS = {
     GK_BAD_HEADER: "pdu_bad_header",
     GK_SNAPLEN: "tcp_bytes_not_captured",
 }
+
+# How many packets ahead ``track`` asks for a packet's payload: the chunk's bytes have left
+# the caches by the time flows are tracked, and the framers read the first bytes of nearly
+# every TCP payload (measured best of 8, 16, 32, 64).
+PREFETCH_AHEAD = 16
 
 # Kernel return codes
 DONE, NEED_RECORDS, NEED_REHASH, NEED_SMALL, NEED_BIG, NEED_OOO, NEED_OUT = 0, 1, 2, 3, 4, 5, 6
@@ -151,12 +157,16 @@ def _mix(x):
 
 @njit(cache=True, inline="always", _nrt=False)
 def _hash(k0, k1, k2, k3, k4):
-    h = _mix(k0 ^ np.uint64(0x9E3779B97F4A7C15))
-    h = _mix(h ^ k1)
-    h = _mix(h ^ k2)
-    h = _mix(h ^ k3)
-    h = _mix(h ^ k4)
-    return h
+    # The key words are combined by independent multiplies and mixed once: five chained
+    # mixes put ~50 cycles of latency in front of every packet's table lookup.
+    h = (
+        k0 * np.uint64(0x9E3779B97F4A7C15)
+        + k1 * np.uint64(0xC2B2AE3D27D4EB4F)
+        + k2 * np.uint64(0x165667B19E3779F9)
+        + k3 * np.uint64(0xD6E8FEB86659FD93)
+        + k4 * np.uint64(0xFF51AFD7ED558CCD)
+    )
+    return _mix(h)
 
 
 @njit(cache=True, inline="always", _nrt=False)
@@ -1030,6 +1040,8 @@ def track(
             or M[M_EN] + 2 > EF.shape[0]
         ):
             return i, NEED_OUT
+        if i + PREFETCH_AHEAD < n:
+            prefetch(buf, cols[i + PREFETCH_AHEAD, L.PAY_OFF])
         pkt_flow[i] = -1
         pkt_side[i] = 0
         pkt_orig[i] = 0

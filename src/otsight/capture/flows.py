@@ -12,7 +12,6 @@ from dataclasses import dataclass
 import numpy as np
 
 from otsight.capture import _track as T
-from otsight.dissect import _l2l4 as L
 
 NS_PER_S = 1_000_000_000
 
@@ -169,7 +168,9 @@ class FlowTable:
     def process(self, chunk, cols: np.ndarray, addrs: np.ndarray) -> TrackResult:
         """Track one chunk's packets (``cols``/``addrs`` from the L2–L4 kernel)."""
         n = chunk.count
-        out = self._outputs(n, int(cols[:, L.PAY_LEN].sum()) if n else 0)
+        # The captured bytes bound the payload bytes; summing the payload column instead
+        # would read a cache line of every packet's row just to size the arena.
+        out = self._outputs(n, int(chunk.caplen.sum()) if n else 0)
         self.M[T.M_PN : T.M_EN + 1] = 0
         pkt_flow = np.empty(n, dtype=np.int64)
         pkt_side = np.empty(n, dtype=np.int8)
