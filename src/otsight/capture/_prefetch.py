@@ -11,7 +11,6 @@ from numba import types
 from numba.core import cgutils
 from numba.extending import intrinsic
 
-
 # The intrinsic is named after its pointer type: typed (i8*) up to LLVM 16, which older
 # llvmlite builds (numba >= 0.60 is allowed) link against; opaque from LLVM 17 on.
 _INTRINSIC = "llvm.prefetch.p0" if binding.llvm_version_info[0] >= 17 else "llvm.prefetch.p0i8"
