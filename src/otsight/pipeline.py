@@ -69,8 +69,11 @@ class CapturePipeline:
             res = self.flows.process(chunk, cols, addrs)
             pdus = self._pdus(res)
             yield from self._tracked(res, pdus)
-            yield from self._packets(chunk, cols, addrs, res)
-            ctx = ChunkContext(self.label, chunk, cols, addrs, res, pdu_table=pdus)
+            scan = scan_packets(cols)  # one pass over the rows
+            yield from self._packets(chunk, cols, addrs, res, scan)
+            ctx = ChunkContext(
+                self.label, chunk, cols, addrs, res, pdu_table=pdus, ethertypes=scan[0]
+            )
             yield from self._dissect(ctx)
             if self.on_chunk is not None:
                 self.on_chunk(ctx)
@@ -107,8 +110,8 @@ class CapturePipeline:
         if res.gaps.shape[0]:
             yield "weird", B.stream_weird_batch(self.label, res.gaps)
 
-    def _packets(self, chunk, cols, addrs, res) -> Iterator[tuple[str, pa.RecordBatch]]:
-        et, bad, arp_rows, lldp_rows = scan_packets(cols)  # one pass over the rows
+    def _packets(self, chunk, cols, addrs, res, scan) -> Iterator[tuple[str, pa.RecordBatch]]:
+        et, bad, arp_rows, lldp_rows = scan
         if bad.shape[0]:
             yield "weird", B.packet_weird_batch(self.label, chunk, cols, addrs, res.pkt_flow, bad)
         if arp_rows.shape[0]:

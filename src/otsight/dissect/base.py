@@ -252,6 +252,7 @@ class ChunkContext:
     # the chunk's ``pdus`` table (one row per framed PDU, in ``track.pdus`` order) when the
     # run makes it: its framer and address columns are reused rather than computed again
     pdu_table: pa.RecordBatch | None = None
+    ethertypes: np.ndarray | None = None  # the ethertype column, when the caller has it
     weird_batches: list[pa.RecordBatch] = field(default_factory=list)
     _memo: dict = field(default_factory=dict, repr=False)
 
@@ -298,10 +299,9 @@ class ChunkContext:
         return self._memo[key]
 
     def ethertype(self, value: int) -> np.ndarray:
-        types = self._memo.get("ethertypes")
-        if types is None:  # one strided read of the column, shared by every L2 dissector
-            types = self._memo["ethertypes"] = np.ascontiguousarray(self.cols[:, L.ETHERTYPE])
-        return np.flatnonzero(types == value)
+        if self.ethertypes is None:  # one strided read of the column, for every L2 dissector
+            self.ethertypes = np.ascontiguousarray(self.cols[:, L.ETHERTYPE])
+        return np.flatnonzero(self.ethertypes == value)
 
     # -- building rows ----------------------------------------------------------------------
     def pdu_envelope(self, idx: np.ndarray) -> dict[str, pa.Array]:
