@@ -125,7 +125,6 @@ class RequestMatcher:
         """
         n = k1.shape[0]
         p = self.pair(k1, k2, is_req, frame, ts, np.asarray(payload, np.int64).reshape(n, -1))
-        n = p.matched.shape[0]
         req_frame = np.empty(n, np.int64)
         req_ts = np.empty(n, np.int64)
         req_payload = np.empty((n, self.width), np.int64)
