@@ -64,15 +64,26 @@ def _lut_indices(lut, codes, missing, idx, bits):
 
 @njit(cache=True, nogil=True)
 def _nonnegative_bitmap(v, bits):
-    """Arrow validity bitmap of ``v >= 0``; returns the null count."""
-    nulls = 0
-    bits[:] = 0
-    for i in range(v.shape[0]):
-        if v[i] >= 0:
-            bits[i >> 3] |= np.uint8(1 << (i & 7))
-        else:
-            nulls += 1
-    return nulls
+    """Arrow validity bitmap of ``v >= 0``; returns the count of valid values. Eight values
+    per byte without a branch, so columns mixing present and absent cost no mispredictions."""
+    n = v.shape[0]
+    full = n >> 3
+    valid = 0
+    for i in range(full):
+        byte = 0
+        for t in range(8):
+            ok = v[8 * i + t] >= 0
+            byte |= ok << t
+            valid += ok
+        bits[i] = byte
+    if n & 7:
+        byte = 0
+        for j in range(full * 8, n):
+            ok = v[j] >= 0
+            byte |= ok << (j & 7)
+            valid += ok
+        bits[full] = byte
+    return valid
 
 
 @njit(cache=True, nogil=True)
@@ -487,38 +498,31 @@ def null_negative(v: np.ndarray, dtype: Any) -> pa.Array:
     Built from buffers (values + a bitmap made in one pass); a column with no value at
     all in this chunk — most of the rare fields — is a plain null array."""
     n = v.shape[0]
-    if n == 0 or v.min() >= 0:
-        return pa.array(v.astype(dtype, copy=False))
-    atype = pa.from_numpy_dtype(dtype)
-    if v.max() < 0:
-        return pa.nulls(n, atype)
     bits = np.empty((n + 7) // 8, np.uint8)
-    nulls = _nonnegative_bitmap(v, bits)
-    values = np.ascontiguousarray(v.astype(dtype, copy=False))
-    return pa.Array.from_buffers(
-        atype, n, [pa.py_buffer(bits), pa.py_buffer(values)], null_count=nulls
-    )
+    valid = int(_nonnegative_bitmap(v, bits)) if n else 0
+    return _from_validity(v, dtype, n, valid, bits, copy=False)
+
+
+def _from_validity(
+    v: np.ndarray, dtype: Any, n: int, valid: int, bits: np.ndarray, copy: bool
+) -> pa.Array:
+    """``v`` as ``dtype`` with validity ``bits`` (``valid`` of ``n`` set). A null keeps
+    whatever value the kernel wrote under it (Arrow never reads it): no pass to zero them.
+    ``copy`` when ``v`` is a row of a kernel's matrix, which a batch must not keep alive."""
+    atype = pa.from_numpy_dtype(dtype)
+    if valid == 0 and n:
+        return pa.nulls(n, atype)
+    values = v.astype(dtype) if copy else np.ascontiguousarray(v.astype(dtype, copy=False))
+    validity = pa.py_buffer(bits) if valid < n else None
+    return pa.Array.from_buffers(atype, n, [validity, pa.py_buffer(values)], null_count=n - valid)
 
 
 @njit(cache=True, nogil=True)
-def _nullable(out, rows, dst, bits, nulls):
-    """``dst[k]`` = row ``rows[k]`` of ``out`` cast, with its Arrow validity bitmap
-    ``bits[k]`` (negative = absent) and null count ``nulls[k]``: one pass for all of them."""
-    n = out.shape[1]
+def _validities(out, rows, bits, valid):
+    """Validity bitmap ``bits[k]`` and valid count ``valid[k]`` of row ``rows[k]`` of
+    ``out`` (negative = absent), all the rows in one call."""
     for k in range(rows.shape[0]):
-        r = rows[k]
-        count = 0
-        for i in range(bits.shape[1]):
-            bits[k, i] = 0
-        for j in range(n):
-            v = out[r, j]
-            if v >= 0:
-                dst[k, j] = v
-                bits[k, j >> 3] |= np.uint8(1 << (j & 7))
-            else:
-                dst[k, j] = 0
-                count += 1
-        nulls[k] = count
+        valid[k] = _nonnegative_bitmap(out[rows[k]], bits[k])
 
 
 def null_negative_rows(out: np.ndarray, cols, dtype) -> dict[str, pa.Array]:
@@ -528,22 +532,14 @@ def null_negative_rows(out: np.ndarray, cols, dtype) -> dict[str, pa.Array]:
     a plain null array."""
     n = out.shape[1]
     rows = np.array([r for _, r in cols], np.int64)
-    dst = np.empty((rows.shape[0], n), dtype)
     bits = np.empty((rows.shape[0], (n + 7) >> 3), np.uint8)
-    nulls = np.empty(rows.shape[0], np.int64)
-    _nullable(out, rows, dst, bits, nulls)
-    atype = pa.from_numpy_dtype(dtype)
-    res = {}
-    for k, (name, _) in enumerate(cols):
-        c = int(nulls[k])
-        if c == n:
-            res[name] = pa.nulls(n, atype)
-        else:
-            validity = pa.py_buffer(bits[k]) if c else None
-            res[name] = pa.Array.from_buffers(
-                atype, n, [validity, pa.py_buffer(dst[k])], null_count=c
-            )
-    return res
+    valid = np.zeros(rows.shape[0], np.int64)
+    if n:
+        _validities(out, rows, bits, valid)
+    return {
+        name: _from_validity(out[r], dtype, n, int(valid[k]), bits[k], copy=True)
+        for k, (name, r) in enumerate(cols)
+    }
 
 
 @njit(cache=True, nogil=True)
