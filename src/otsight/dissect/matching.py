@@ -16,8 +16,19 @@ from typing import NamedTuple
 import numpy as np
 
 from otsight._jit import njit
+from otsight.capture._prefetch import prefetch
 
 NS_PER_S = 1_000_000_000
+# Rows ahead whose table slot is asked for: requests land on random slots of a table far
+# larger than the cache, so each insert would otherwise wait for memory.
+PREFETCH_AHEAD = 16
+
+
+@njit(cache=True, inline="always")
+def _slot(a, b, mask):
+    h = (a * np.int64(-7046029254386353131)) ^ (b * np.int64(-4658895280553007687))
+    h ^= h >> np.int64(29)
+    return h & mask
 
 
 @njit(cache=True, nogil=True)
@@ -45,15 +56,18 @@ def _pair(k1c, k2c, k1, k2, is_req, src, matched):
         tab[4 * s + 3] = 0
     unanswered = 0
     for r in range(c + n):
+        ahead = r + PREFETCH_AHEAD
+        if ahead < c:
+            prefetch(tab, 4 * _slot(k1c[ahead], k2c[ahead], mask))
+        elif ahead < c + n:
+            prefetch(tab, 4 * _slot(k1[ahead - c], k2[ahead - c], mask))
         i = r - c
         if i < 0:
             a, b, req = k1c[r], k2c[r], True
         else:
             a, b, req = k1[i], k2[i], is_req[i]
             matched[i] = False
-        h = (a * np.int64(-7046029254386353131)) ^ (b * np.int64(-4658895280553007687))
-        h ^= h >> np.int64(29)
-        s = h & mask
+        s = _slot(a, b, mask)
         while tab[4 * s + 3] != 0 and (tab[4 * s] != a or tab[4 * s + 1] != b):
             s = (s + 1) & mask
         if req:
