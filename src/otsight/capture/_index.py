@@ -47,7 +47,7 @@ def _u32(buf, p, swapped):
     )
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, _nrt=False)
 def _index_pcap(buf, pos, big_endian, ts_frac_ns, out_off, out_cap, out_wire, out_ts):
     """Index classic pcap records starting at ``pos``.
 
@@ -90,7 +90,7 @@ def _ticks_to_ns(ticks, mul, div, shift):
     return ticks * mul
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, _nrt=False)
 def _index_pcapng(
     buf,
     pos,

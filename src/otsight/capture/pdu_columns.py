@@ -13,7 +13,7 @@ from otsight._jit import njit
 from otsight.capture import _track as T
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, _nrt=False)
 def _columns(P, idx, all_rows, frame, first_frame, ts, flow, off, in_arena, length, sport,
              dport, framer, orig, ips):  # fmt: skip
     n = frame.shape[0]

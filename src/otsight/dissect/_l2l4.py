@@ -90,7 +90,7 @@ def _be64u(buf, p):
     return v
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, _nrt=False)
 def _decode_l2l4(buf, off, caplen, wirelen, linktype, cols, addrs):
     n = off.shape[0]
     for i in range(n):

@@ -39,7 +39,7 @@ _MAX_UNKNOWN = 4096
 _NO_ROWS = np.zeros(0, np.bool_)
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, _nrt=False)
 def _lut_indices(lut, codes, missing, idx, bits):
     """``idx`` = table index of each code (0 where ``missing``), ``bits`` = Arrow validity.
     Returns (null count, whether some code has no entry yet)."""
@@ -62,7 +62,7 @@ def _lut_indices(lut, codes, missing, idx, bits):
     return nulls, todo
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, _nrt=False)
 def _nonnegative_bitmap(v, bits):
     """Arrow validity bitmap of ``v >= 0``; returns the count of valid values. Eight values
     per byte without a branch, so columns mixing present and absent cost no mispredictions."""
@@ -393,7 +393,7 @@ def timestamps(ns: np.ndarray) -> pa.Array:
     return pa.array(ns.astype(np.int64, copy=False), type=pa.timestamp("ns", tz="UTC"))
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, _nrt=False)
 def _pairing(matched, req_frame, req_ts, ts, frame_out, latency, bits):
     nulls = 0
     bits[:] = 0
@@ -438,7 +438,7 @@ def pairing_columns(
     return _pairing_arrays(frame, latency, bits, nulls)
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, _nrt=False)
 def _pairing_src(matched, src, carried, carried_frame, carried_ts, frame, ts, row_ts,
                  frame_out, latency, bits):  # fmt: skip
     """``_pairing`` reading each request where the matcher found it (no gathered copy)."""
@@ -517,7 +517,7 @@ def _from_validity(
     return pa.Array.from_buffers(atype, n, [validity, pa.py_buffer(values)], null_count=n - valid)
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, _nrt=False)
 def _validities(out, rows, bits, valid):
     """Validity bitmap ``bits[k]`` and valid count ``valid[k]`` of row ``rows[k]`` of
     ``out`` (negative = absent), all the rows in one call."""

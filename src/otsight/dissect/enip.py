@@ -716,7 +716,7 @@ def _u32(b, p):
     )
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, _nrt=False)
 def _encap(buf, arena, in_arena, off, length, out):
     """Encapsulation header and CPF items of each PDU."""
     n = off.shape[0]
@@ -1054,13 +1054,14 @@ def _forward_close(b, d, end, req, row, out):
     out[row, C_OSERIAL] = _u32(b, q + 4)
 
 
-@njit(cache=True, nogil=True)
-def _cip(buf, arena, in_arena, X, counts, out):
+@njit(cache=True, nogil=True, _nrt=False)
+def _cip(buf, arena, in_arena, X, counts, out, stack):
     """CIP messages of each PDU, decoded into the rows of ``out`` in one pass. Returns the
-    rows used, or -1 when ``out`` is too small (the caller grows it)."""
+    rows used, or -1 when ``out`` is too small (the caller grows it). ``stack`` (MAX_MSGS
+    × 5) is the caller's: allocating nothing, the kernel runs without reference counting,
+    which would otherwise cost an atomic count per array passed to each inlined helper."""
     n = X.shape[0]
     cap = out.shape[0]
-    stack = np.empty((MAX_MSGS, 5), dtype=np.int64)
     row = 0
     for j in range(n):
         counts[j] = 0
@@ -1093,15 +1094,16 @@ def _decode_cip(buf, arena, in_arena, X, counts, per_pdu: float) -> np.ndarray:
     the row builders), sized from the messages-per-PDU ratio seen so far."""
     n = X.shape[0]
     cap = int(n * per_pdu) + 64
+    stack = np.empty((MAX_MSGS, 5), np.int64)
     while True:
         out = np.empty((NC, cap), np.int64).T
-        used = _cip(buf, arena, in_arena, X, counts, out)
+        used = _cip(buf, arena, in_arena, X, counts, out, stack)
         if used >= 0:
             return out[:used]
         cap *= 2
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, _nrt=False)
 def _symbols(buf, arena, in_arena, out, rows, offsets, data):
     """Dotted ANSI symbols (with [n] array indexes) of messages ``rows`` into ``data``."""
     for r in range(rows.shape[0]):
@@ -1178,7 +1180,7 @@ def _symbols(buf, arena, in_arena, out, rows, offsets, data):
             w += 1
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, _nrt=False)
 def _probe_udp(buf, pay_off, pay_len, kind, out):
     """Content probe of UDP payloads: 1 = encapsulation PDU, 2 = CPF implicit I/O."""
     n = pay_off.shape[0]
@@ -1367,7 +1369,7 @@ def _dict_array(idx: np.ndarray, names: list[str], mask: np.ndarray | None = Non
     )
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, _nrt=False)
 def _cip_meanings(svc, cls, logix, pkey, luts, bc_cls, bc_svc, bc_mid, pc_key, pc_mid, idx, scope):
     """Meaning index of each CIP row (-1: unknown), class-scoped; ``scope`` the table."""
     for i in range(svc.shape[0]):
@@ -1397,7 +1399,7 @@ def _cip_meanings(svc, cls, logix, pkey, luts, bc_cls, bc_svc, bc_mid, pc_key, p
         scope[i] = sc
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, _nrt=False)
 def _service_names(idx, name_lut, pccc_rows, pccc_name, unknown_lut, svc, scope, name_idx):
     """Service-name index of each row (-1: an unknown code not named yet): the PCCC
     service keeps its own name, an unknown one is named by scope and code."""
@@ -1410,8 +1412,8 @@ def _service_names(idx, name_lut, pccc_rows, pccc_name, unknown_lut, svc, scope,
             name_idx[i] = unknown_lut[(0 if scope[i] == 0 else 128) + (svc[i] & 0x7F)]
 
 
-@njit(cache=True, nogil=True)
-def _apply_requests(C, src, carried, carried_pl, matched, is_req, pkey, logix):
+@njit(cache=True, nogil=True, _nrt=False)
+def _apply_requests(C, src, carried, carried_pl, matched, is_req, pkey, logix, pl):
     """Give responses their request's path (class, instance, attribute, member, symbol,
     PCCC command) and wrapper; blank the fields that mean nothing on the row's class; the
     PCCC key and the Logix scope of each row.
@@ -1420,8 +1422,8 @@ def _apply_requests(C, src, carried, carried_pl, matched, is_req, pkey, logix):
     (``carried_pl``), else a row of ``C``, read in place (its ``C_PAYLOAD`` columns: class,
     instance, attribute, member, symbol, service, wrapper, PCCC command, PCCC function).
     Reading in place is safe because this loop never changes a request's payload: only
-    responses take values, and requests have PCCC fields only on the PCCC object."""
-    pl = np.empty(C_PFNC + 1 - C_CLASS, np.int64)
+    responses take values, and requests have PCCC fields only on the PCCC object.
+    ``pl`` is scratch for one request's payload."""
     for i in range(C.shape[0]):
         svc = C[i, C_SERVICE]
         us_fail = False
@@ -1580,7 +1582,7 @@ def _rows_of(X, rows, cols):
     return out
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, _nrt=False)
 def _pair_inputs(X, C, pdu_flow, pdu_frame, pdu_ts, cmd, flow, key2, frame, ts):
     """Per CIP message: its PDU's encapsulation command, flow, frame and time, and the
     pairing key: (sequence, position) on connected data, else (sender context, position)."""
@@ -1904,14 +1906,23 @@ class EnipDissector(Dissector):
             )
             matched = paired.matched
             _apply_requests(
-                C, paired.src, paired.carried, paired.carried_payload, matched, is_req, pkey, logix
+                C,
+                paired.src,
+                paired.carried,
+                paired.carried_payload,
+                matched,
+                is_req,
+                pkey,
+                logix,
+                np.empty(C_PFNC + 1 - C_CLASS, np.int64),
             )
             pairing = paired_columns(paired, paired.ts)
         else:
             matched = np.zeros(m, bool)
             nowhere = np.zeros(m, np.int64)
             nothing = np.zeros((0, C_PFNC + 1 - C_CLASS), np.int64)
-            _apply_requests(C, nowhere, 0, nothing, matched, is_req, pkey, logix)
+            scratch = np.empty(C_PFNC + 1 - C_CLASS, np.int64)
+            _apply_requests(C, nowhere, 0, nothing, matched, is_req, pkey, logix, scratch)
             pairing = pairing_columns(matched, nowhere, nowhere, nowhere)
         cls, pfnc, wrap = C[:, C_CLASS], C[:, C_PFNC], C[:, C_WRAP]
         idx, scope = _COLUMNS.meanings(svc, cls, logix, pkey)

@@ -31,30 +31,24 @@ def _slot(a, b, mask):
     return h & mask
 
 
-@njit(cache=True, nogil=True)
-def _pair(k1c, k2c, k1, k2, is_req, src, matched):
+@njit(cache=True, nogil=True, _nrt=False)
+def _pair(k1c, k2c, k1, k2, is_req, src, matched, tab, keep):
     """Rows are the ``c`` carried requests (keys ``k1c``, ``k2c``) then this call's rows, in
     capture order. For each of this call's rows, ``src`` = row of the latest earlier request
-    with the same key and ``matched`` where there is one (responses only). Returns the rows
-    of requests that are the last row of their key (unanswered, to carry over).
+    with the same key and ``matched`` where there is one (responses only). The rows of
+    requests that are the last row of their key (unanswered, to carry over) go to ``keep``,
+    in table order; returns how many.
 
-    Only requests enter the table (a response to nothing has nothing to find), and a slot
-    keeps key, latest request and state side by side: one cache line per probe."""
+    Only requests enter the table ``tab`` (4 × a power of two at least twice the requests,
+    from the caller: the kernel allocates nothing, so it runs without reference counting),
+    and a slot keeps key, latest request and state side by side: one cache line per probe."""
     c = k1c.shape[0]
     n = k1.shape[0]
-    nreq = c
-    for i in range(n):
-        if is_req[i]:
-            nreq += 1
-    size = 16
-    while size < 2 * nreq:
-        size *= 2
+    size = tab.shape[0] // 4
     mask = size - 1
     # slot: key 1, key 2, latest request row, state (0 empty, 1 unanswered, 2 answered)
-    tab = np.empty(size * 4, np.int64)
     for s in range(size):
         tab[4 * s + 3] = 0
-    unanswered = 0
     for r in range(c + n):
         ahead = r + PREFETCH_AHEAD
         if ahead < c:
@@ -71,8 +65,6 @@ def _pair(k1c, k2c, k1, k2, is_req, src, matched):
         while tab[4 * s + 3] != 0 and (tab[4 * s] != a or tab[4 * s + 1] != b):
             s = (s + 1) & mask
         if req:
-            if tab[4 * s + 3] != 1:
-                unanswered += 1
             tab[4 * s] = a
             tab[4 * s + 1] = b
             tab[4 * s + 2] = r
@@ -80,20 +72,16 @@ def _pair(k1c, k2c, k1, k2, is_req, src, matched):
         elif tab[4 * s + 3] != 0:
             matched[i] = True
             src[i] = tab[4 * s + 2]
-            if tab[4 * s + 3] == 1:
-                unanswered -= 1
-                tab[4 * s + 3] = 2
-    keep = np.empty(unanswered, np.int64)
+            tab[4 * s + 3] = 2
     count = 0
     for s in range(size):
         if tab[4 * s + 3] == 1:
             keep[count] = tab[4 * s + 2]
             count += 1
-    keep.sort()
-    return keep
+    return count
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, _nrt=False)
 def _gather(matched, src, c, frame0, ts0, pl0, frame, ts, pl, out_frame, out_ts, out_pl):
     """The paired request's frame, time and payload for each matched row; ``src`` counts
     the ``c`` carried requests (``*0``) first, then this call's rows."""
@@ -159,7 +147,14 @@ class RequestMatcher:
         payload = np.asarray(payload).reshape(n, self.width)  # converted for the carry only
         src = np.zeros(n, np.int64)
         m = np.empty(n, bool)
-        keep = _pair(self._k1, self._k2, k1, k2, np.asarray(is_req, bool), src, m)
+        is_req = np.asarray(is_req, bool)
+        requests = c + int(np.count_nonzero(is_req))
+        size = 16
+        while size < 2 * requests:
+            size *= 2
+        keep = np.empty(requests, np.int64)
+        kept = _pair(self._k1, self._k2, k1, k2, is_req, src, m, np.empty(4 * size, np.int64), keep)
+        keep = np.sort(keep[:kept])
         p = Pairing(m, src, c, self._frame, self._ts, self._payload, frame, ts, payload)
         # carry: the latest request per key that no response answered, if recent enough
         old, new = keep[keep < c], keep[keep >= c] - c

@@ -617,7 +617,7 @@ def _session(b, s, end, out, j):
     _mms(b, vs, ve, out, j)
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, _nrt=False)
 def _probe(buf, arena, in_arena, off, length, out):
     """Recognise MMS in TPKT PDUs by content (COTP DT → session → presentation → ACSE → MMS,
     or an MMS PDU right in the DT) and read its header."""

@@ -195,7 +195,7 @@ def _b16(b, p):
     return (np.int64(b[p]) << 8) | np.int64(b[p + 1])
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, _nrt=False)
 def _fields(buf, arena, P, idx, g, is_req, out):
     """Fixed fields of PDU ``idx[j]`` into ``out[:, j]`` (the caller fills ``out`` with -1);
     ``out[NVALS, j]`` = number of values it carries, from its byte ``out[VAL_AT, j]`` on.
@@ -376,7 +376,7 @@ def _fields(buf, arena, P, idx, g, is_req, out):
     return total
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, _nrt=False)
 def _complete(buf, arena, in_arena, off, out, matched, src, carried, carried_pl, cat_luts, cat,
               starts, values):  # fmt: skip
     """After pairing, for each PDU: a response takes its request's start address and

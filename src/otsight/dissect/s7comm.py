@@ -833,7 +833,7 @@ def _s7_fields(b, p, end, s, li, out, j):
             out[SZL_IDX, j] = _b16(b, dat + 6)
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, _nrt=False)
 def _fields(buf, arena, P, idx, g, kind, out, s7_rows, is_req):
     """Each TPKT PDU ``idx[j]``: its columns of the track table into ``g[:, j]`` (one read of
     each row, not one fancy index per column) and its kind; the m-th S7 PDU's fields into
@@ -874,7 +874,7 @@ def _fields(buf, arena, P, idx, g, kind, out, s7_rows, is_req):
     return m
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, _nrt=False)
 def _plus_fields(buf, arena, in_arena, off, length, out):
     """S7comm-plus header of PDU ``j`` into ``out[:, j]`` (the caller fills it with -1)."""
     for j in range(off.shape[0]):
@@ -1034,7 +1034,7 @@ def _select(out):
     return units[:nu], rich[:nr], what[:nr]
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, _nrt=False)
 def _complete(out, is_req, matched, src, carried, carried_pl, func_lut, ud_lut, midx):
     """After pairing: a response without parameters takes its request's function, an answer
     to a PI service its service's meaning; ``midx``: each PDU's meaning (PI service >
@@ -1115,7 +1115,7 @@ def _factorize(v):
     return uniq[:k], inv
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, _nrt=False)
 def _per_row(per_key, inv, dst, bits, nulls):
     """``dst[c, j]`` = ``per_key[c, inv[j]]`` cast, with validity ``bits[c]`` (negative =
     absent) and null count ``nulls[c]``."""
@@ -1135,7 +1135,7 @@ def _per_row(per_key, inv, dst, bits, nulls):
         nulls[c] = count
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, _nrt=False)
 def _spread(keys, lengths, present, bounds, offsets, bits):
     """Offsets and validity of columns that have values at a few rows only: column ``c`` at
     rows ``keys[bounds[c]:bounds[c + 1]]`` (ascending), of ``lengths`` (null where not
