@@ -588,7 +588,7 @@ def _app_uint(b, p, end, tagnum):
     return _uint(b, q, n), q + n
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, _nrt=False)
 def _service(b, p, end, typ, svc, o, j):
     """Decode the few service fields we keep. Returns False when the data is malformed."""
     if typ == 0 or typ == 3:  # confirmed request / complex ack
@@ -720,7 +720,7 @@ def _address(b, p, n):
     return (np.int64(n) << 56) | _uint(b, p, n)
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, _nrt=False)
 def _decode(buf, start, end, wire_len, link, out):
     """Every BACnet message: BVLC (link 0) or LLC-carried NPDU (link 1) starting at ``start``.
 
@@ -1213,7 +1213,7 @@ def _pair_keys(ctx: ChunkContext, pkt: np.ndarray) -> np.ndarray:
     return np.where(flow >= 0, flow, mac_key)
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, _nrt=False)
 def _probe_bvlc(buf, cols, udp, lo, hi, ok):
     """BVLC type 0x81, a known function and a length of at least 4 that is the datagram's
     (or any length on the BACnet ports): BACnet/IP by content, one pass."""

@@ -354,7 +354,7 @@ def _crc(b, p, n):
     return (~crc) & 0xFFFF
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, _nrt=False)
 def _udp_split(buf, pkts, pay_off, pay_len, f_pkt, f_off, f_len, trail):
     """Link frames inside UDP datagrams; returns how many were found.
 
@@ -389,7 +389,7 @@ def _udp_split(buf, pkts, pay_off, pay_len, f_pkt, f_off, f_len, trail):
     return nf
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, _nrt=False)
 def _links(buf, arena, in_arena, off, length, ud, ud_start, out):
     """Link header of each frame; user data (CRCs stripped) copied into ``ud``."""
     u = ud_start
@@ -450,7 +450,7 @@ def _links(buf, arena, in_arena, off, length, ud, ud_start, out):
     return u
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, _nrt=False)
 def _reassemble(
     ud, seg_off, seg_len, seg_w, k1, k2, order, max_frag, max_segs, app, seg_status, fr
 ):

@@ -357,7 +357,7 @@ def _address(b, p, out, j, area, addr, bit):
     out[j, bit] = b[p + 3]
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, _nrt=False)
 def _fields(buf, arena, in_arena, tcp_off, start, end, out):
     """Fields of each FINS/TCP message (``tcp_off`` >= 0) and FINS frame (``start`` >= 0)."""
     n = start.shape[0]
@@ -487,7 +487,7 @@ def _fields(buf, arena, in_arena, tcp_off, start, end, out):
             out[j, STATUS] = BAD_LENGTH
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, _nrt=False)
 def _pair_keys(out, key, is_req, take):
     """(SID, command, requesting unit) of FINS frames; the FINS/TCP handshake as one key.
 

@@ -175,7 +175,7 @@ def _count(b, s, e):
     return n, True
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, _nrt=False)
 def _scan(buf, cols, pkt, offset, caplen, linktype, out):
     """Header and goosePdu fields of GOOSE frames ``pkt`` (header at ``cols[i, L3_OFF]``)."""
     for j in range(pkt.shape[0]):
@@ -322,7 +322,7 @@ def _scan(buf, cols, pkt, offset, caplen, linktype, out):
         out[j, PROBLEMS] = problems
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, _nrt=False)
 def _copy(buf, off, lens, starts, dst):
     """Byte ranges ``buf[off[i]:off[i]+lens[i]]`` one after another into ``dst``."""
     for i in range(off.shape[0]):

@@ -335,7 +335,7 @@ def _u32(b, p):
     )
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, _nrt=False)
 def _fields(buf, arena, in_arena, off, length, elen_of, out):
     """APCI and ASDU header of each APDU; ``out[j, NOBJ]`` = objects that fit."""
     n = off.shape[0]
@@ -488,7 +488,7 @@ def object_arrays(m: int) -> tuple[np.ndarray, ...]:
     )
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, _nrt=False)
 def _objects(buf, arena, in_arena, off, out, elen_of, starts, ioa, vf, vi, qual, sel, qlf, tms):
     """Information objects of each I-frame into flat arrays at ``starts[j]``."""
     n = off.shape[0]
@@ -891,7 +891,7 @@ class Iec104Dissector(Dissector):
         return matched, req_frame, req_ts
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, _nrt=False)
 def _match_keys(out, key, kind):
     """Pairing key of each APDU and its kind: 1 request, 0 answer, -1 not paired.
 

@@ -412,7 +412,7 @@ def _service(b, p, q, end, kind_of, out, j):
         out[j, RESULT] = _u32(b, r + 12)
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, _nrt=False)
 def _fields(buf, arena, in_arena, off, length, kind_of, policy_none, out):
     """Header fields of each chunk, its body decoded as if it were plaintext."""
     n = off.shape[0]
@@ -515,7 +515,7 @@ S_RESULT0, S_RESULT1, S_KIND0, S_KIND1, S_TS = 8, 9, 10, 11, 12
 NSTATE = 13
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, _nrt=False)
 def _channels(out, fidx, side, opn_policy, ts, state, mode, policy, encrypted):
     """Walk chunks in capture order per connection: security mode, encryption, chunking.
 
@@ -615,7 +615,7 @@ def _channels(out, fidx, side, opn_policy, ts, state, mode, policy, encrypted):
             out[j, BODY] = -1
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, _nrt=False)
 def _pair_keys(out, channel_key, is_req, take):
     """Pairing key of each row (OPN by request id, MSG/CLO by channel and request id) and
     whether it takes part: complete requests and responses whose request id was read."""

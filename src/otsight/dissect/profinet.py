@@ -247,7 +247,7 @@ def _frame_class(fid):
     return FC_RESERVED
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, _nrt=False)
 def _scan(buf, cols, pkt, offset, caplen, wirelen, out):
     """Fixed fields of PROFINET frames ``pkt`` (the FrameID is at ``cols[i, L3_OFF]``)."""
     n = pkt.shape[0]

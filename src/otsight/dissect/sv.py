@@ -179,7 +179,7 @@ def _seq(buf, p, fend):
     return np.int64(-1), np.int64(-1), noasdu, problems | P_MISSING, bad
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, _nrt=False)
 def _frames(buf, pkt, offset, caplen, linktype, l3_off, fout):
     """Per-frame header fields and ASDU count (pass 1)."""
     for j in range(pkt.shape[0]):
@@ -232,7 +232,7 @@ def _frames(buf, pkt, offset, caplen, linktype, l3_off, fout):
         fout[j, F_PROBLEMS] = problems
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, _nrt=False)
 def _asdus(buf, pkt, offset, caplen, l3_off, fout, starts, aout):
     """Fields of every whole ASDU (pass 2) into ``aout[starts[j]:starts[j+1]]``."""
     for j in range(pkt.shape[0]):
