@@ -187,3 +187,16 @@ def test_tables_option_limits_what_runs(samples, tmp_path):
     assert sorted(json.loads(proc.stdout)["tables"]) == ["flows", "modbus"]
     proc = run("analyze", str(samples["pcap"]), "--tables", "flows,nonsense")
     assert proc.returncode == 2 and "unknown table(s) nonsense" in proc.stderr
+
+
+def test_keep_freed_memory_turns_off_numpy_huge_page_advice():
+    """The decode keeps freed blocks in the heap and stops numpy's huge-page advice (slow
+    first touches on lazily backed VM memory); both are process settings with no output."""
+    import numpy as np
+
+    from otsight._memory import keep_freed_memory
+
+    keep_freed_memory()
+    core = getattr(np, "_core", None) or np.core
+    previous = core.multiarray._set_madvise_hugepage(False)  # returns the setting before
+    assert previous is False

@@ -17,6 +17,7 @@ from otsight.capture import _track as T
 def _columns(P, idx, all_rows, frame, first_frame, ts, flow, off, in_arena, length, sport,
              dport, framer, orig, ips):  # fmt: skip
     n = frame.shape[0]
+    with_ips = ips.shape[1] == n
     for k in range(n):
         i = k if all_rows else idx[k]
         frame[k] = P[i, T.P_FRAME]
@@ -30,17 +31,21 @@ def _columns(P, idx, all_rows, frame, first_frame, ts, flow, off, in_arena, leng
         orig[k] = P[i, T.P_ORIG] != 0
         framer[k] = P[i, T.P_FRAMER]
         length[k] = P[i, T.P_LEN]
+        if not with_ips:
+            continue
         ips[0, k] = np.uint64(P[i, T.P_SRC_HI])
         ips[1, k] = np.uint64(P[i, T.P_SRC_LO])
         ips[2, k] = np.uint64(P[i, T.P_DST_HI])
         ips[3, k] = np.uint64(P[i, T.P_DST_LO])
 
 
-def pdu_columns(P: np.ndarray, idx: np.ndarray | None = None) -> dict[str, np.ndarray]:
+def pdu_columns(
+    P: np.ndarray, idx: np.ndarray | None = None, addresses: bool = True
+) -> dict[str, np.ndarray]:
     """Columns of PDU rows ``idx`` (every row when None): frame, first_frame, ts, flow and
     the PDU's location ``off``, ``in_arena``, ``length`` (int64, as the dissector kernels take
-    them), sport, dport, framer (int32), orig (bool) and the 128-bit addresses ``src_hi``,
-    ``src_lo``, ``dst_hi``, ``dst_lo`` (uint64)."""
+    them), sport, dport, framer (int32), orig (bool) and, with ``addresses``, the 128-bit
+    addresses ``src_hi``, ``src_lo``, ``dst_hi``, ``dst_lo`` (uint64)."""
     n = P.shape[0] if idx is None else idx.shape[0]
     out: dict[str, np.ndarray] = {
         k: np.empty(n, np.int64)
@@ -48,12 +53,13 @@ def pdu_columns(P: np.ndarray, idx: np.ndarray | None = None) -> dict[str, np.nd
     }
     out |= {k: np.empty(n, np.int32) for k in ("sport", "dport", "framer")}
     out["orig"] = np.empty(n, np.bool_)
-    ips = np.empty((4, n), np.uint64)
+    ips = np.empty((4, n if addresses else 0), np.uint64)
     rows = np.zeros(0, np.int64) if idx is None else np.asarray(idx, np.int64)
     _columns(
         P, rows, idx is None, out["frame"], out["first_frame"], out["ts"], out["flow"],
         out["off"], out["in_arena"], out["length"], out["sport"], out["dport"], out["framer"],
         out["orig"], ips,
     )  # fmt: skip
-    out["src_hi"], out["src_lo"], out["dst_hi"], out["dst_lo"] = ips
+    if addresses:
+        out["src_hi"], out["src_lo"], out["dst_hi"], out["dst_lo"] = ips
     return out

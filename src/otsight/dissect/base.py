@@ -288,7 +288,8 @@ class ChunkContext:
         memo = self._memo.get("pdu_fields")
         if memo is not None and memo[0] is idx:
             return memo[1]
-        fields = pdu_columns(self.track.pdus, idx)
+        # With the pdus table at hand the addresses are taken from its columns instead.
+        fields = pdu_columns(self.track.pdus, idx, addresses=self.pdu_table is None)
         self._memo["pdu_fields"] = (idx, fields)
         return fields
 
