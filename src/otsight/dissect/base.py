@@ -501,44 +501,69 @@ def null_negative(v: np.ndarray, dtype: Any) -> pa.Array:
     n = v.shape[0]
     bits = np.empty((n + 7) // 8, np.uint8)
     valid = int(_nonnegative_bitmap(v, bits)) if n else 0
-    return _from_validity(v, dtype, n, valid, bits, copy=False)
+    return _from_validity(v, dtype, n, valid, bits)
 
 
-def _from_validity(
-    v: np.ndarray, dtype: Any, n: int, valid: int, bits: np.ndarray, copy: bool
-) -> pa.Array:
+def _from_validity(v: np.ndarray, dtype: Any, n: int, valid: int, bits: np.ndarray) -> pa.Array:
     """``v`` as ``dtype`` with validity ``bits`` (``valid`` of ``n`` set). A null keeps
-    whatever value the kernel wrote under it (Arrow never reads it): no pass to zero them.
-    ``copy`` when ``v`` is a row of a kernel's matrix, which a batch must not keep alive."""
+    whatever value the kernel wrote under it (Arrow never reads it): no pass to zero them."""
     atype = pa.from_numpy_dtype(dtype)
     if valid == 0 and n:
         return pa.nulls(n, atype)
-    values = v.astype(dtype) if copy else np.ascontiguousarray(v.astype(dtype, copy=False))
+    values = np.ascontiguousarray(v.astype(dtype, copy=False))
     validity = pa.py_buffer(bits) if valid < n else None
     return pa.Array.from_buffers(atype, n, [validity, pa.py_buffer(values)], null_count=n - valid)
 
 
 @njit(cache=True, nogil=True, _nrt=False)
-def _validities(out, rows, bits, valid):
-    """Validity bitmap ``bits[k]`` and valid count ``valid[k]`` of row ``rows[k]`` of
-    ``out`` (negative = absent), all the rows in one call."""
+def _narrowed_validities(out, rows, dst, bits, valid):
+    """Row ``rows[k]`` of ``out`` (negative = absent) copied into ``dst[k]`` (narrower
+    type), with its validity bitmap ``bits[k]`` and valid count ``valid[k]``, all the rows
+    in one call: each value is read once, instead of once for the bitmap and once more
+    for the conversion."""
+    n = out.shape[1]
+    full = n >> 3
     for k in range(rows.shape[0]):
-        valid[k] = _nonnegative_bitmap(out[rows[k]], bits[k])
+        v = out[rows[k]]
+        d = dst[k]
+        b = bits[k]
+        count = 0
+        for i in range(full):
+            byte = 0
+            for t in range(8):
+                x = v[8 * i + t]
+                d[8 * i + t] = x
+                ok = x >= 0
+                byte |= ok << t
+                count += ok
+            b[i] = byte
+        if n & 7:
+            byte = 0
+            for j in range(full * 8, n):
+                x = v[j]
+                d[j] = x
+                ok = x >= 0
+                byte |= ok << (j & 7)
+                count += ok
+            b[full] = byte
+        valid[k] = count
 
 
 def null_negative_rows(out: np.ndarray, cols, dtype) -> dict[str, pa.Array]:
     """Columns ``cols`` ((name, row) pairs) of ``out`` (a kernel's output with one row per
     field, one column per PDU) as Arrow arrays of ``dtype``, null where negative. Built
-    from buffers; a column absent from every row of the chunk (most of the rare fields) is
-    a plain null array."""
+    from buffers of one new matrix (the batch must not keep the kernel's, larger and
+    wider, alive); a column absent from every row of the chunk (most of the rare fields)
+    is a plain null array."""
     n = out.shape[1]
     rows = np.array([r for _, r in cols], np.int64)
+    dst = np.empty((rows.shape[0], n), dtype)
     bits = np.empty((rows.shape[0], (n + 7) >> 3), np.uint8)
     valid = np.zeros(rows.shape[0], np.int64)
     if n:
-        _validities(out, rows, bits, valid)
+        _narrowed_validities(out, rows, dst, bits, valid)
     return {
-        name: _from_validity(out[r], dtype, n, int(valid[k]), bits[k], copy=True)
+        name: _from_validity(dst[k], dtype, n, int(valid[k]), bits[k])
         for k, (name, r) in enumerate(cols)
     }
 
