@@ -40,16 +40,17 @@ _NO_ROWS = np.zeros(0, np.bool_)
 
 
 @njit(cache=True, nogil=True, _nrt=False)
-def _lut_indices(lut, codes, missing, idx, bits):
-    """``idx`` = table index of each code (0 where ``missing``), ``bits`` = Arrow validity.
-    Returns (null count, whether some code has no entry yet)."""
+def _lut_indices(lut, codes, missing, negative_missing, idx, bits):
+    """``idx`` = table index of each code (0 where ``missing``, or negative when
+    ``negative_missing``), ``bits`` = Arrow validity. Returns (null count, whether some
+    code has no entry yet)."""
     n = codes.shape[0]
     has_missing = missing.shape[0] > 0
     nulls = 0
     todo = False
     bits[:] = 0
     for i in range(n):
-        if has_missing and missing[i]:
+        if (has_missing and missing[i]) or (negative_missing and codes[i] < 0):
             idx[i] = 0
             nulls += 1
             continue
@@ -165,9 +166,12 @@ class Semantics:
             return m.name
         return default if default is not None else f"unknown_{code}"
 
-    def names(self, codes: np.ndarray, missing: np.ndarray | None = None) -> pa.DictionaryArray:
+    def names(
+        self, codes: np.ndarray, missing: np.ndarray | None = None, negative_missing: bool = False
+    ) -> pa.DictionaryArray:
         """Vectorised: integer codes → names (unknown codes as 'unknown_N'); rows where
-        ``missing`` is true are null. A lookup table, not a sort: this runs on every row.
+        ``missing`` is true (or, with ``negative_missing``, the code is negative) are null.
+        A lookup table, not a sort: this runs on every row.
 
         Codes the table does not name get an entry the first time they are seen, so later
         chunks find them in the table too; the dictionary only ever grows, hence a batch's
@@ -179,8 +183,10 @@ class Semantics:
             missing = _NO_ROWS
         idx = np.empty(n, np.int32)
         bits = np.empty((n + 7) // 8, np.uint8)
-        nulls, todo = _lut_indices(lut, codes, missing, idx, bits)
+        nulls, todo = _lut_indices(lut, codes, missing, negative_missing, idx, bits)
         if todo:
+            if negative_missing:
+                missing = codes < 0
             lut = self._name_new_codes(codes, missing, idx)
         if self._values is None:
             self._values = pa.array(self._names, pa.string())
@@ -192,8 +198,7 @@ class Semantics:
 
     def optional_names(self, codes: np.ndarray) -> pa.DictionaryArray:
         """Names of codes, null where the code is absent (negative)."""
-        codes = np.asarray(codes, np.int64)
-        return self.names(np.maximum(codes, 0), missing=codes < 0)
+        return self.names(codes, negative_missing=True)
 
     def _lookup(self) -> np.ndarray:
         lut = self.__dict__.get("_lut")
