@@ -904,18 +904,25 @@ def _plus_fields(buf, arena, in_arena, off, length, out):
                     out[P_SESSION, j] = (_b16(b, q + 9) << 16) | _b16(b, q + 11)
 
 
-@njit(cache=True, nogil=True)
-def _items(buf, arena, in_arena, off, out, starts, items, offsets, bits):
-    """Variable items of Read / Write Var PDUs into ``items[:, starts[j]:starts[j+1]]`` (the
-    caller fills ``items`` with -1), and their data as the buffers of an Arrow binary column:
-    ``offsets``, validity ``bits`` (an item without a data part is null) and the returned
-    bytes, copied while the PDU is at hand."""
-    n = out.shape[1]
-    bound = 0  # the data of a PDU's items lies in its data part, one item after the other
-    for j in range(n):
+@njit(cache=True, nogil=True, _nrt=False)
+def _item_data_bound(out):
+    """Bytes enough for the data of every PDU's items: it lies in the PDU's data part, one
+    item after the other."""
+    bound = 0
+    for j in range(out.shape[1]):
         if out[NITEMS, j] > 0:
             bound += max(out[DEND, j] - out[DATOFF, j], 0)
-    data = np.empty(bound, np.uint8)
+    return bound
+
+
+@njit(cache=True, nogil=True, _nrt=False)
+def _items(buf, arena, in_arena, off, out, starts, items, offsets, bits, data):
+    """Variable items of Read / Write Var PDUs into ``items[:, starts[j]:starts[j+1]]`` (the
+    caller fills ``items`` with -1), and their data as the buffers of an Arrow binary column:
+    ``offsets``, validity ``bits`` (an item without a data part is null) and the bytes in
+    ``data`` (sized by ``_item_data_bound``; returns how many), copied while the PDU is at
+    hand. Allocating nothing, the kernel runs without reference counting."""
+    n = out.shape[1]
     pos = 0
     offsets[0] = 0
     for i in range(bits.shape[0]):
@@ -993,20 +1000,18 @@ def _items(buf, arena, in_arena, off, out, starts, items, offsets, bits):
             if dl >= 0:
                 bits[i >> 3] |= np.uint8(1 << (i & 7))
             offsets[i + 1] = offsets[i] + max(dl, 0)
-    return data[:pos]
+    return pos
 
 
-@njit(cache=True, nogil=True)
-def _select(out):
+@njit(cache=True, nogil=True, _nrt=False)
+def _select(out, units, rich, what):
     """Rows that need Python: Read SZL answers in data units (``units``), and block
     transfers, PI services / PLC stop and SZL answers (``rich``, with ``what``; an SZL row
-    is one of the identity lists, or a later unit that may take a first unit's id)."""
-    n = out.shape[1]
-    units = np.empty(n, np.int64)
-    rich = np.empty(n, np.int64)
-    what = np.empty(n, np.int64)
+    is one of the identity lists, or a later unit that may take a first unit's id).
+    Returns how many of ``units`` and of ``rich`` are filled (the caller's arrays)."""
     nu = 0
     nr = 0
+    n = out.shape[1]
     for j in range(n):
         ros = out[ROS, j]
         if ros == 7:
@@ -1031,7 +1036,7 @@ def _select(out):
                 rich[nr] = j
                 what[nr] = R_PI
                 nr += 1
-    return units[:nu], rich[:nr], what[:nr]
+    return nu, nr
 
 
 @njit(cache=True, nogil=True, _nrt=False)
@@ -1527,13 +1532,17 @@ class S7commDissector(Dissector):
         items = np.full((NICOL, n_items), -1, np.int32)
         offsets = np.empty(n_items + 1, np.int32)
         bits = np.empty((n_items + 7) >> 3, np.uint8)
-        data = _items(buf, arena, in_arena, g[G_OFF], out, starts, items, offsets, bits)
+        data = np.empty(_item_data_bound(out), np.uint8)
+        used = _items(buf, arena, in_arena, g[G_OFF], out, starts, items, offsets, bits, data)
+        data = data[:used]
         item_data = pa.BinaryArray.from_buffers(
             pa.binary(), n_items, [pa.py_buffer(bits), pa.py_buffer(offsets), pa.py_buffer(data)]
         )
 
         flow = g[G_FLOW]
-        units, rich_rows, what = _select(out)
+        units, rich_rows, what = (np.empty(n, np.int64) for _ in range(3))
+        nu, nr = _select(out, units, rich_rows, what)
+        units, rich_rows, what = units[:nu], rich_rows[:nr], what[:nr]
         self._szl_units(out, flow, units)
         rich = self._rich(ctx, idx, out, g, rich_rows, what)  # before the pairing
         paired = self.matcher.pair(
