@@ -495,7 +495,22 @@ def take_envelope(
     already has for those rows, are used as they are instead of being taken."""
     ix = pa.array(rows)
     known = known or {}
-    return {k: known[k] if k in known else v.take(ix) for k, v in envelope.items()}
+    return {k: known[k] if k in known else _take(v, ix) for k, v in envelope.items()}
+
+
+def _take(column: pa.Array, ix: pa.Array) -> pa.Array:
+    """``column.take(ix)``; a dictionary column of one value without nulls (the capture
+    name) is made anew, about ten times faster than Arrow's take of it."""
+    if (
+        isinstance(column, pa.DictionaryArray)
+        and column.type.index_type == pa.int32()
+        and len(column.dictionary) == 1
+        and column.null_count == 0
+        and (len(ix) == 0 or len(column) > 0)
+    ):
+        zeros = pa.array(np.zeros(len(ix), np.int32))
+        return pa.DictionaryArray.from_arrays(zeros, column.dictionary, safe=False)
+    return column.take(ix)
 
 
 def null_negative(v: np.ndarray, dtype: Any) -> pa.Array:
