@@ -1381,8 +1381,14 @@ def _dict_array(idx: np.ndarray, names: list[str], mask: np.ndarray | None = Non
 
 
 @njit(cache=True, nogil=True, _nrt=False)
-def _cip_meanings(svc, cls, logix, pkey, luts, bc_cls, bc_svc, bc_mid, pc_key, pc_mid, idx, scope):
-    """Meaning index of each CIP row (-1: unknown), class-scoped; ``scope`` the table."""
+def _cip_meanings(
+    svc, cls, logix, pkey, pfnc, luts, bc_cls, bc_svc, bc_mid, pc_key, pc_mid,
+    name_lut, pccc_name, unknown_lut, idx, scope, name_idx, pname,
+):  # fmt: skip
+    """Per CIP row, in one pass: the meaning index ``idx`` (-1: unknown), class-scoped, and
+    its table ``scope``; the service-name index ``name_idx`` (-1: an unknown code not named
+    yet; the PCCC service keeps its own name, an unknown one is named by scope and code);
+    ``pname``, the PCCC command (+ function) to name, or -1."""
     for i in range(svc.shape[0]):
         s = svc[i] & 0x7F
         c = cls[i]
@@ -1402,25 +1408,21 @@ def _cip_meanings(svc, cls, logix, pkey, luts, bc_cls, bc_svc, bc_mid, pc_key, p
         for k in range(bc_cls.shape[0]):  # a handful of class-specific services
             if c == bc_cls[k] and s == bc_svc[k]:
                 m = bc_mid[k]
-        if pkey[i] >= 0:  # PCCC command (+ function): rare
+        pk = pkey[i]
+        if pk >= 0:  # PCCC command (+ function): rare
             for k in range(pc_key.shape[0]):
-                if pkey[i] == pc_key[k]:
+                if pk == pc_key[k]:
                     m = pc_mid[k]
         idx[i] = m
         scope[i] = sc
-
-
-@njit(cache=True, nogil=True, _nrt=False)
-def _service_names(idx, name_lut, pccc_rows, pccc_name, unknown_lut, svc, scope, name_idx):
-    """Service-name index of each row (-1: an unknown code not named yet): the PCCC
-    service keeps its own name, an unknown one is named by scope and code."""
-    for i in range(idx.shape[0]):
-        if pccc_rows[i]:
+        pccc = pk >= 0 and c == 0x67
+        pname[i] = pk if pccc and pfnc[i] >= 0 else -1
+        if pccc:
             name_idx[i] = pccc_name
-        elif idx[i] >= 0:
-            name_idx[i] = name_lut[idx[i]]
+        elif m >= 0:
+            name_idx[i] = name_lut[m]
         else:
-            name_idx[i] = unknown_lut[(0 if scope[i] == 0 else 128) + (svc[i] & 0x7F)]
+            name_idx[i] = unknown_lut[(0 if sc == 0 else 128) + s]
 
 
 @njit(cache=True, nogil=True, _nrt=False)
@@ -1501,7 +1503,7 @@ def _apply_requests(C, src, carried, carried_pl, matched, is_req, pkey, logix, p
 
 
 class _MeaningColumns:
-    """service_name, category and techniques of CIP rows from their meaning indices.
+    """service_name, category and techniques of CIP rows, from their service, class and PCCC key.
 
     The names form one dictionary shared by every batch; an unknown service gets its
     ``unknown_N`` / ``class_specific_N`` name the first time it is seen."""
@@ -1521,18 +1523,16 @@ class _MeaningColumns:
         ]
         self.pc = [np.array(list(_M.pccc), np.int64), np.array(list(_M.pccc.values()), np.int64)]
 
-    def meanings(self, svc, cls, logix, pkey):
+    def columns(self, svc, cls, logix, pkey, pfnc):
+        """service_name, category, techniques, and the PCCC command (+ function) code of
+        each row to name (-1: none)."""
         n = svc.shape[0]
-        idx = np.empty(n, np.int64)
-        scope = np.empty(n, np.int64)
-        _cip_meanings(svc, cls, logix, pkey, _M.luts, *self.bc, *self.pc, idx, scope)
-        return idx, scope
-
-    def columns(self, svc, idx, scope, pccc_rows):
-        name_idx = np.empty(svc.shape[0], np.int32)
-        _service_names(
-            idx, self.name_lut, pccc_rows, self.pccc_name, self.unknown_lut, svc, scope, name_idx
-        )
+        idx, scope, pname = (np.empty(n, np.int64) for _ in range(3))
+        name_idx = np.empty(n, np.int32)
+        _cip_meanings(
+            svc, cls, logix, pkey, pfnc, _M.luts, *self.bc, *self.pc, self.name_lut,
+            self.pccc_name, self.unknown_lut, idx, scope, name_idx, pname,
+        )  # fmt: skip
         if (name_idx < 0).any():  # services never seen before: named here, once
             for i in np.flatnonzero(name_idx < 0).tolist():
                 code, generic = int(svc[i]) & 0x7F, int(scope[i]) == _M.GENERIC
@@ -1549,7 +1549,7 @@ class _MeaningColumns:
             pa.array(name_idx), self.name_values, safe=False
         )
         category, techniques = self.category_techniques(idx)
-        return service_name, category, techniques
+        return service_name, category, techniques, pname
 
 
 _COLUMNS = _MeaningColumns()
@@ -1936,11 +1936,10 @@ class EnipDissector(Dissector):
             _apply_requests(C, nowhere, 0, nothing, matched, is_req, pkey, logix, scratch)
             pairing = pairing_columns(matched, nowhere, nowhere, nowhere)
         cls, pfnc, wrap = C[:, C_CLASS], C[:, C_PFNC], C[:, C_WRAP]
-        idx, scope = _COLUMNS.meanings(svc, cls, logix, pkey)
-        pccc_rows = (pkey >= 0) & (cls == 0x67)
-        service_name, category, techniques = _COLUMNS.columns(svc, idx, scope, pccc_rows)
+        service_name, category, techniques, pname_codes = _COLUMNS.columns(
+            svc, cls, logix, pkey, pfnc
+        )
         symbols = self._symbol_column(sym_ids)
-        pname_codes = np.where(pccc_rows & (pfnc >= 0), pkey, -1)
         # The matrix is column-major, so its transpose has one contiguous row per field:
         # each dtype's columns come out of one pass.
         fields = C.T
