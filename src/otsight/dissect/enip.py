@@ -1091,8 +1091,15 @@ def _cip(buf, arena, in_arena, X, counts, out, stack):
             if row >= cap:
                 return -1
             mp, me, wr, wi, ps = stack[k, 0], stack[k, 1], stack[k, 2], stack[k, 3], stack[k, 4]
-            for c in range(C_CLASS, NC):  # absent unless decoded (_one sets the columns before)
+            # absent unless decoded; _one sets the columns before C_CLASS, C_WRAP, C_SYMLEN
+            # and C_WEIRD itself
+            for c in range(C_CLASS, C_WRAP):
                 out[row, c] = -1
+            for c in range(C_PCMD, C_SYMLEN):
+                out[row, c] = -1
+            for c in range(C_GSTAT, C_WEIRD):
+                out[row, c] = -1
+            out[row, C_NSEG] = -1
             sp = _one(b, j, mp, me, wr, wi, ps, row, out, stack, sp)
             k += 1
             row += 1
