@@ -63,30 +63,6 @@ def _lut_indices(lut, codes, missing, negative_missing, idx, bits):
     return nulls, todo
 
 
-@njit(cache=True, nogil=True, _nrt=False)
-def _nonnegative_bitmap(v, bits):
-    """Arrow validity bitmap of ``v >= 0``; returns the count of valid values. Eight values
-    per byte without a branch, so columns mixing present and absent cost no mispredictions."""
-    n = v.shape[0]
-    full = n >> 3
-    valid = 0
-    for i in range(full):
-        byte = 0
-        for t in range(8):
-            ok = v[8 * i + t] >= 0
-            byte |= ok << t
-            valid += ok
-        bits[i] = byte
-    if n & 7:
-        byte = 0
-        for j in range(full * 8, n):
-            ok = v[j] >= 0
-            byte |= ok << (j & 7)
-            valid += ok
-        bits[full] = byte
-    return valid
-
-
 @njit(cache=True, nogil=True)
 def _udp_packets(cols):
     """Rows of UDP-over-IP packets and their payload lengths (one pass over the rows)."""
@@ -514,33 +490,29 @@ def _take(column: pa.Array, ix: pa.Array) -> pa.Array:
 
 
 def null_negative(v: np.ndarray, dtype: Any) -> pa.Array:
-    """Integer column ``v`` as ``dtype``, null where negative (absent).
-
-    Built from buffers (values + a bitmap made in one pass); a column with no value at
-    all in this chunk — most of the rare fields — is a plain null array."""
-    n = v.shape[0]
-    bits = np.empty((n + 7) // 8, np.uint8)
-    valid = int(_nonnegative_bitmap(v, bits)) if n else 0
-    return _from_validity(v, dtype, n, valid, bits)
+    """Integer column ``v`` as ``dtype``, null where negative (absent): see
+    :func:`null_negative_rows`."""
+    return null_negative_rows(np.asarray(v).reshape(1, -1), (("v", 0),), dtype)["v"]
 
 
 def _from_validity(v: np.ndarray, dtype: Any, n: int, valid: int, bits: np.ndarray) -> pa.Array:
-    """``v`` as ``dtype`` with validity ``bits`` (``valid`` of ``n`` set). A null keeps
-    whatever value the kernel wrote under it (Arrow never reads it): no pass to zero them."""
+    """``v`` (contiguous, of ``dtype``) with validity ``bits`` (``valid`` of ``n`` set). A
+    null keeps whatever value the kernel wrote under it (Arrow never reads it): no pass to
+    zero them."""
     atype = pa.from_numpy_dtype(dtype)
     if valid == 0 and n:
         return pa.nulls(n, atype)
-    values = np.ascontiguousarray(v.astype(dtype, copy=False))
     validity = pa.py_buffer(bits) if valid < n else None
-    return pa.Array.from_buffers(atype, n, [validity, pa.py_buffer(values)], null_count=n - valid)
+    return pa.Array.from_buffers(atype, n, [validity, pa.py_buffer(v)], null_count=n - valid)
 
 
 @njit(cache=True, nogil=True, _nrt=False)
 def _narrowed_validities(out, rows, dst, bits, valid):
-    """Row ``rows[k]`` of ``out`` (negative = absent) copied into ``dst[k]`` (narrower
-    type), with its validity bitmap ``bits[k]`` and valid count ``valid[k]``, all the rows
-    in one call: each value is read once, instead of once for the bitmap and once more
-    for the conversion."""
+    """Row ``rows[k]`` of ``out`` (negative = absent) copied into ``dst[k]`` (the column's
+    type, often narrower), with its Arrow validity bitmap ``bits[k]`` and valid count
+    ``valid[k]``, all the rows in one call: each value is read once, instead of once for
+    the bitmap and once more for the conversion. Eight values per byte without a branch,
+    so columns mixing present and absent cost no mispredictions."""
     n = out.shape[1]
     full = n >> 3
     for k in range(rows.shape[0]):
