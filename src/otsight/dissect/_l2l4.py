@@ -12,6 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from otsight._jit import njit
+from otsight.capture._prefetch import prefetch
 
 # Column indices of ``cols``.
 ETH_SRC, ETH_DST, VLAN1, VLAN2, ETHERTYPE, L3_OFF = 0, 1, 2, 3, 4, 5
@@ -90,10 +91,17 @@ def _be64u(buf, p):
     return v
 
 
+# Packets ahead whose first bytes are asked for: records vary in length, so the hardware
+# cannot guess where the next headers are (measured: 185 -> 155 ms per 4 M packets).
+PREFETCH_AHEAD = 16
+
+
 @njit(cache=True, nogil=True, _nrt=False)
 def _decode_l2l4(buf, off, caplen, wirelen, linktype, cols, addrs):
     n = off.shape[0]
     for i in range(n):
+        if i + PREFETCH_AHEAD < n:
+            prefetch(buf, off[i + PREFETCH_AHEAD])
         p = off[i]
         end = p + caplen[i]
         wire_end = p + wirelen[i]  # a lying IP length cannot claim more than the frame had
