@@ -1390,10 +1390,10 @@ def _dict_array(idx: np.ndarray, names: list[str], mask: np.ndarray | None = Non
 @njit(cache=True, nogil=True, _nrt=False)
 def _cip_meanings(
     svc, cls, logix, pkey, pfnc, luts, bc_cls, bc_svc, bc_mid, pc_key, pc_mid,
-    name_lut, pccc_name, unknown_lut, idx, scope, name_idx, pname,
+    name_lut, pccc_name, unknown_lut, idx, name_idx, pname,
 ):  # fmt: skip
-    """Per CIP row, in one pass: the meaning index ``idx`` (-1: unknown), class-scoped, and
-    its table ``scope``; the service-name index ``name_idx`` (-1: an unknown code not named
+    """Per CIP row, in one pass: the meaning index ``idx`` (-1: unknown), class-scoped; the
+    service-name index ``name_idx`` (-1: an unknown code not named
     yet; the PCCC service keeps its own name, an unknown one is named by scope and code);
     ``pname``, the PCCC command (+ function) to name, or -1."""
     for i in range(svc.shape[0]):
@@ -1421,7 +1421,6 @@ def _cip_meanings(
                 if pk == pc_key[k]:
                     m = pc_mid[k]
         idx[i] = m
-        scope[i] = sc
         pccc = pk >= 0 and c == 0x67
         pname[i] = pk if pccc and pfnc[i] >= 0 else -1
         if pccc:
@@ -1534,15 +1533,16 @@ class _MeaningColumns:
         """service_name, category, techniques, and the PCCC command (+ function) code of
         each row to name (-1: none)."""
         n = svc.shape[0]
-        idx, scope, pname = (np.empty(n, np.int64) for _ in range(3))
+        idx, pname = np.empty(n, np.int64), np.empty(n, np.int64)
         name_idx = np.empty(n, np.int32)
         _cip_meanings(
             svc, cls, logix, pkey, pfnc, _M.luts, *self.bc, *self.pc, self.name_lut,
-            self.pccc_name, self.unknown_lut, idx, scope, name_idx, pname,
+            self.pccc_name, self.unknown_lut, idx, name_idx, pname,
         )  # fmt: skip
         if (name_idx < 0).any():  # services never seen before: named here, once
             for i in np.flatnonzero(name_idx < 0).tolist():
-                code, generic = int(svc[i]) & 0x7F, int(scope[i]) == _M.GENERIC
+                code = int(svc[i]) & 0x7F
+                generic = code < 0x4B  # the generic table's scope (see _cip_meanings)
                 slot = (0 if generic else 128) + code
                 if self.unknown_lut[slot] < 0:
                     label = f"unknown_{code}" if generic else f"class_specific_{code}"
