@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from otsight._jit import njit
+from otsight.capture._prefetch import prefetch
 
 # Why a kernel returned.
 STOP_WINDOW_END = 0  # the next record does not fit in the window (or the file ended)
@@ -21,6 +22,9 @@ STOP_BAD_IFACE = 4  # a packet names an interface with no IDB
 
 # Anything larger than this in a record header is a corrupt length, not a packet.
 MAX_PLAUSIBLE_RECORD = 16 * 1024 * 1024
+# Bytes ahead of the current record that are asked for. Each record's place follows from the
+# previous one's length, so without the hint every header waits for memory in turn.
+PREFETCH_BYTES = 4096
 
 
 @njit(cache=True, inline="always")
@@ -57,11 +61,15 @@ def _index_pcap(buf, pos, big_endian, ts_frac_ns, out_off, out_cap, out_wire, ou
     n = 0
     end = buf.shape[0]
     limit = out_off.shape[0]
+    asked = pos  # lines below this were asked for
     while True:
         if n >= limit:
             return n, pos, STOP_FULL
         if pos + 16 > end:
             return n, pos, STOP_WINDOW_END
+        while asked < min(pos + PREFETCH_BYTES, end):
+            prefetch(buf, asked)
+            asked += 64
         sec = _u32(buf, pos, big_endian)
         frac = _u32(buf, pos + 4, big_endian)
         caplen = _u32(buf, pos + 8, big_endian)
@@ -115,11 +123,15 @@ def _index_pcapng(
     n = 0
     end = buf.shape[0]
     limit = out_off.shape[0]
+    asked = pos  # lines below this were asked for
     while True:
         if n >= limit:
             return n, pos, STOP_FULL
         if pos + 12 > end:
             return n, pos, STOP_WINDOW_END
+        while asked < min(pos + PREFETCH_BYTES, end):
+            prefetch(buf, asked)
+            asked += 64
         btype = _u32(buf, pos, big_endian)
         if btype == 0x0A0D0D0A:
             return n, pos, STOP_META
