@@ -18,13 +18,18 @@ _INTRINSIC = "llvm.prefetch.p0" if binding.llvm_version_info[0] >= 17 else "llvm
 
 @intrinsic
 def prefetch(typingctx, arr, idx):
-    """Ask for the cache line holding ``arr[idx]`` (read, keep in all levels)."""
+    """Ask for the cache line holding ``arr[idx]`` (read, keep in all levels); ``idx`` is an
+    integer or, for an array of several dimensions, a tuple of integers."""
     sig = types.void(arr, idx)
 
     def codegen(context, builder, signature, args):
         aty = signature.args[0]
         ary = context.make_array(aty)(context, builder, args[0])
-        ptr = cgutils.get_item_pointer(context, builder, aty, ary, [args[1]], wraparound=False)
+        if isinstance(signature.args[1], types.BaseTuple):
+            indices = cgutils.unpack_tuple(builder, args[1])
+        else:
+            indices = [args[1]]
+        ptr = cgutils.get_item_pointer(context, builder, aty, ary, indices, wraparound=False)
         i32 = ir.IntType(32)
         ptr = builder.bitcast(ptr, ir.IntType(8).as_pointer())
         fnty = ir.FunctionType(ir.VoidType(), [ptr.type, i32, i32, i32])

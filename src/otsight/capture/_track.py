@@ -1042,6 +1042,13 @@ def track(
             return i, NEED_OUT
         if i + PREFETCH_AHEAD < n:
             prefetch(buf, cols[i + PREFETCH_AHEAD, L.PAY_OFF])
+        if i + 2 * PREFETCH_AHEAD < n:
+            # The row read just above (for the payload hint) is itself out of the cache: the
+            # L2-L4 matrix is far larger than it. Ask for that row's lines one step earlier.
+            prefetch(cols, (i + 2 * PREFETCH_AHEAD, 0))
+            prefetch(cols, (i + 2 * PREFETCH_AHEAD, 8))
+            prefetch(cols, (i + 2 * PREFETCH_AHEAD, 16))
+            prefetch(cols, (i + 2 * PREFETCH_AHEAD, L.NCOLS - 1))
         pkt_flow[i] = -1
         pkt_side[i] = 0
         pkt_orig[i] = 0
