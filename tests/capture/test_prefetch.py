@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from otsight._jit import njit
-from otsight.capture._prefetch import prefetch
+from otsight.capture._prefetch import prefetch, prefetch_write
 
 
 @njit(cache=False)
@@ -16,6 +16,7 @@ def _sum_with_hints(flat, rows):
         total += flat[i]
     for r in range(rows.shape[0]):
         prefetch(rows, (r, rows.shape[1] - 1))  # 2-D: a tuple, as for a row of a matrix
+        prefetch_write(rows, (r, 0))
         for c in range(rows.shape[1]):
             total += rows[r, c]
     return total

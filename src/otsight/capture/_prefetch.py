@@ -16,11 +16,8 @@ from numba.extending import intrinsic
 _INTRINSIC = "llvm.prefetch.p0" if binding.llvm_version_info[0] >= 17 else "llvm.prefetch.p0i8"
 
 
-@intrinsic
-def prefetch(typingctx, arr, idx):
-    """Ask for the cache line holding ``arr[idx]`` (read, keep in all levels); ``idx`` is an
-    integer or, for an array of several dimensions, a tuple of integers."""
-    sig = types.void(arr, idx)
+def _hint(rw: int):
+    """Code generator of a prefetch hint: ``rw`` 0 asks for the line to read, 1 to write."""
 
     def codegen(context, builder, signature, args):
         aty = signature.args[0]
@@ -34,8 +31,22 @@ def prefetch(typingctx, arr, idx):
         ptr = builder.bitcast(ptr, ir.IntType(8).as_pointer())
         fnty = ir.FunctionType(ir.VoidType(), [ptr.type, i32, i32, i32])
         fn = cgutils.get_or_insert_function(builder.module, fnty, _INTRINSIC)
-        # (address, 0 = read, 3 = highest locality, 1 = data cache)
-        builder.call(fn, [ptr, ir.Constant(i32, 0), ir.Constant(i32, 3), ir.Constant(i32, 1)])
+        # (address, 0 = read / 1 = write, 3 = highest locality, 1 = data cache)
+        builder.call(fn, [ptr, ir.Constant(i32, rw), ir.Constant(i32, 3), ir.Constant(i32, 1)])
         return context.get_dummy_value()
 
-    return sig, codegen
+    return codegen
+
+
+@intrinsic
+def prefetch(typingctx, arr, idx):
+    """Ask for the cache line holding ``arr[idx]`` to read it (keep in all levels); ``idx`` is
+    an integer or, for an array of several dimensions, a tuple of integers."""
+    return types.void(arr, idx), _hint(0)
+
+
+@intrinsic
+def prefetch_write(typingctx, arr, idx):
+    """Ask for the cache line holding ``arr[idx]`` to write it: a kernel filling a large
+    output otherwise waits for each new line to be fetched before its stores can retire."""
+    return types.void(arr, idx), _hint(1)

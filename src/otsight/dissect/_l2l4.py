@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from otsight._jit import njit
-from otsight.capture._prefetch import prefetch
+from otsight.capture._prefetch import prefetch, prefetch_write
 
 # Column indices of ``cols``.
 ETH_SRC, ETH_DST, VLAN1, VLAN2, ETHERTYPE, L3_OFF = 0, 1, 2, 3, 4, 5
@@ -102,6 +102,16 @@ def _decode_l2l4(buf, off, caplen, wirelen, linktype, cols, addrs):
     for i in range(n):
         if i + PREFETCH_AHEAD < n:
             prefetch(buf, off[i + PREFETCH_AHEAD])
+        if i + 2 * PREFETCH_AHEAD < n:
+            # The output rows are new lines: without the hint each row's stores wait for
+            # its lines to be fetched (write-allocate), and the store buffer fills.
+            r = i + 2 * PREFETCH_AHEAD
+            prefetch_write(cols, (r, 0))
+            prefetch_write(cols, (r, 8))
+            prefetch_write(cols, (r, 16))
+            prefetch_write(cols, (r, NCOLS - 1))
+            prefetch_write(addrs, (r, 0))
+            prefetch_write(addrs, (r, 3))
         p = off[i]
         end = p + caplen[i]
         wire_end = p + wirelen[i]  # a lying IP length cannot claim more than the frame had
