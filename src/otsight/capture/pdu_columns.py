@@ -11,6 +11,12 @@ import numpy as np
 
 from otsight._jit import njit
 from otsight.capture import _track as T
+from otsight.capture._prefetch import prefetch, prefetch_write
+
+# Rows ahead whose PDU row is asked for, to read (the matrix is far larger than the cache);
+# the outputs are asked for, to write, four times further (each new line of each column
+# would otherwise be fetched before its stores could retire).
+AHEAD = 16
 
 
 @njit(cache=True, nogil=True, _nrt=False)
@@ -20,6 +26,25 @@ def _columns(P, idx, all_rows, frame, first_frame, ts, flow, off, in_arena, leng
     with_ips = ips.shape[1] == n
     for k in range(n):
         i = k if all_rows else idx[k]
+        if k + AHEAD < n:
+            prefetch(P, (k + AHEAD if all_rows else idx[k + AHEAD], 0))
+            prefetch(P, (k + AHEAD if all_rows else idx[k + AHEAD], P.shape[1] - 1))
+            if k % 8 == 0:
+                a = k + 4 * AHEAD if k + 4 * AHEAD < n else n - 1
+                prefetch_write(frame, a)
+                prefetch_write(first_frame, a)
+                prefetch_write(ts, a)
+                prefetch_write(flow, a)
+                prefetch_write(off, a)
+                prefetch_write(in_arena, a)
+                prefetch_write(length, a)
+                prefetch_write(sport, a)
+                prefetch_write(dport, a)
+                prefetch_write(orig, a)
+                prefetch_write(framer, a)
+                if with_ips:
+                    for c in range(4):
+                        prefetch_write(ips, (c, a))
         frame[k] = P[i, T.P_FRAME]
         first_frame[k] = P[i, T.P_FIRST_FRAME]
         ts[k] = P[i, T.P_TS]
