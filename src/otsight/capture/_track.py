@@ -299,6 +299,32 @@ def _emit_pdu(P, M, F, K, rec, side, frame, first_frame, ts, in_arena, off, leng
     F[rec, F_PDUS] += 1
 
 
+@njit(cache=True, inline="always", _nrt=False)
+def _deliver_segment(
+    src, so, n, rec, side, frame, ts, pkt, F, K, M, SPOOL, BPOOL, SFREE, BFREE, P, A, G
+):
+    """:func:`_deliver` for the in-order bytes of one segment, with the common case done in
+    line: the flow's framer is known, no PDU is half-assembled and the segment holds exactly
+    one whole PDU. A call passes every array as seven to nine words on the stack; for the
+    two calls each segment made (deliver, frame), those pushes were a third of the flow
+    kernel's time. Anything else takes the calls, which repeat the length check."""
+    framer = F[rec, F_FRAMER]
+    if (
+        framer > FR.NONE
+        and F[rec, F_CLEN0 + side] == 0
+        and F[rec, F_DESYNC0 + side] == 0
+        and FR.pdu_length(framer, src, so, n) == n
+    ):
+        F[rec, F_STREAM0 + side] += n
+        F[rec, F_NEXT0 + side] += n
+        _emit_pdu(P, M, F, K, rec, side, frame, frame, ts, 0, so, n, pkt)
+        F[rec, F_FRAMED0 + side] += n
+        return
+    _deliver(
+        src, so, n, True, rec, side, frame, ts, pkt, F, K, M, SPOOL, BPOOL, SFREE, BFREE, P, A, G
+    )
+
+
 @njit(cache=True, _nrt=False)  # called, not inlined: keeps compile time down
 def _deliver(
     src, so, n, zero_copy, rec, side, frame, ts, pkt, F, K, M, SPOOL, BPOOL, SFREE, BFREE, P, A, G
@@ -801,11 +827,10 @@ def _segment(
     if skip > 0:
         F[rec, F_RETX] += 1
     if paylen > skip:
-        _deliver(
+        _deliver_segment(
             buf,
             po + skip,
             paylen - skip,
-            True,
             rec,
             side,
             frame,
