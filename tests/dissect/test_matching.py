@@ -80,3 +80,23 @@ def test_requests_older_than_the_wait_are_not_carried():
     m.pair(one + 1, one, np.array([True]), one + 4, np.array([3 * NS_PER_S + 5]), none)
     p = m.pair(one, one, np.array([False]), one + 5, np.array([3 * NS_PER_S + 9]), none)
     assert p.matched[0] and p.carried_frame[p.src[0]] == 4
+
+
+def test_a_reused_table_forgets_the_earlier_chunks_answered_requests():
+    """Chunks of equal size reuse one table without clearing it: what an earlier chunk left
+    in it (answered requests, which are not carried) must not answer a later response."""
+    n, size = 6000, 500
+    k1, k2, is_req, frame, ts, payload = _traffic(11, n)
+    cuts = list(range(0, n + 1, size))
+    want = _reference(k1, k2, is_req, set(cuts[1:-1]))
+    m = RequestMatcher(width=3)
+    stale = 0
+    for a, b in zip(cuts, cuts[1:], strict=False):
+        p = m.pair(k1[a:b], k2[a:b], is_req[a:b], frame[a:b], ts[a:b], payload[a:b])
+        assert (p.matched == (want[a:b] >= 0)).all()
+        # responses whose key an earlier chunk answered: in the table, but forgotten
+        earlier = set(zip(k1[:a][is_req[:a]].tolist(), k2[:a][is_req[:a]].tolist(), strict=True))
+        keys = zip(k1[a:b].tolist(), k2[a:b].tolist(), strict=True)
+        stale += sum(1 for i, key in enumerate(keys) if want[a + i] < 0 and key in earlier)
+    assert len(m._tables) == 1  # every chunk used the same table
+    assert stale > 100

@@ -22,6 +22,9 @@ NS_PER_S = 1_000_000_000
 # Rows ahead whose table slot is asked for: requests land on random slots of a table far
 # larger than the cache, so each insert would otherwise wait for memory.
 PREFETCH_AHEAD = 16
+# A pairing table is zeroed again after this many calls, long before its state word
+# (4 × generation + 2) could overflow.
+_MAX_GEN = 1 << 60
 
 
 @njit(cache=True, inline="always")
@@ -32,7 +35,7 @@ def _slot(a, b, mask):
 
 
 @njit(cache=True, nogil=True, _nrt=False)
-def _pair(k1c, k2c, k1, k2, is_req, src, matched, tab, keep):
+def _pair(k1c, k2c, k1, k2, is_req, src, matched, tab, gen, keep):
     """Rows are the ``c`` carried requests (keys ``k1c``, ``k2c``) then this call's rows, in
     capture order. For each of this call's rows, ``src`` = row of the latest earlier request
     with the same key and ``matched`` where there is one (responses only). The rows of
@@ -41,14 +44,19 @@ def _pair(k1c, k2c, k1, k2, is_req, src, matched, tab, keep):
 
     Only requests enter the table ``tab`` (4 × a power of two at least twice the requests,
     from the caller: the kernel allocates nothing, so it runs without reference counting),
-    and a slot keeps key, latest request and state side by side: one cache line per probe."""
+    and a slot keeps key, latest request and state side by side: one cache line per probe.
+
+    The table is reused from call to call without clearing it (a pass over megabytes that
+    was a quarter of the kernel's time): a slot's state says which call ``gen`` (≥ 1,
+    rising) wrote it, and a slot of an earlier call counts as empty."""
     c = k1c.shape[0]
     n = k1.shape[0]
     size = tab.shape[0] // 4
     mask = size - 1
-    # slot: key 1, key 2, latest request row, state (0 empty, 1 unanswered, 2 answered)
-    for s in range(size):
-        tab[4 * s + 3] = 0
+    # slot: key 1, key 2, latest request row, state (4 × gen + 1 unanswered, + 2 answered;
+    # anything lower: empty)
+    unanswered = 4 * gen + 1
+    answered = 4 * gen + 2
     for r in range(c + n):
         ahead = r + PREFETCH_AHEAD
         if ahead < c:
@@ -62,20 +70,20 @@ def _pair(k1c, k2c, k1, k2, is_req, src, matched, tab, keep):
             a, b, req = k1[i], k2[i], is_req[i]
             matched[i] = False
         s = _slot(a, b, mask)
-        while tab[4 * s + 3] != 0 and (tab[4 * s] != a or tab[4 * s + 1] != b):
+        while tab[4 * s + 3] >= unanswered and (tab[4 * s] != a or tab[4 * s + 1] != b):
             s = (s + 1) & mask
         if req:
             tab[4 * s] = a
             tab[4 * s + 1] = b
             tab[4 * s + 2] = r
-            tab[4 * s + 3] = 1
-        elif tab[4 * s + 3] != 0:
+            tab[4 * s + 3] = unanswered
+        elif tab[4 * s + 3] >= unanswered:
             matched[i] = True
             src[i] = tab[4 * s + 2]
-            tab[4 * s + 3] = 2
+            tab[4 * s + 3] = answered
     count = 0
     for s in range(size):
-        if tab[4 * s + 3] == 1:
+        if tab[4 * s + 3] == unanswered:
             keep[count] = tab[4 * s + 2]
             count += 1
     return count
@@ -117,6 +125,8 @@ class RequestMatcher:
         self._frame = np.zeros(0, np.int64)
         self._ts = np.zeros(0, np.int64)
         self._payload = np.zeros((0, width), np.int64)
+        # pairing tables by size, each with the last call that used it (see ``_pair``)
+        self._tables: dict[int, list] = {}
 
     def match(self, k1, k2, is_req, frame, ts, payload):
         """Return (matched, req_frame, req_ts, req_payload) for every row given.
@@ -153,7 +163,8 @@ class RequestMatcher:
         while size < 2 * requests:
             size *= 2
         keep = np.empty(requests, np.int64)
-        kept = _pair(self._k1, self._k2, k1, k2, is_req, src, m, np.empty(4 * size, np.int64), keep)
+        tab, gen = self._table(size)
+        kept = _pair(self._k1, self._k2, k1, k2, is_req, src, m, tab, gen, keep)
         keep = np.sort(keep[:kept])
         p = Pairing(m, src, c, self._frame, self._ts, self._payload, frame, ts, payload)
         # carry: the latest request per key that no response answered, if recent enough
@@ -168,6 +179,16 @@ class RequestMatcher:
         self._ts = np.concatenate([self._ts[old], ts[new]])
         self._payload = np.concatenate([self._payload[old], payload[new].astype(np.int64)])
         return p
+
+    def _table(self, size: int) -> tuple[np.ndarray, int]:
+        """A pairing table of ``size`` slots and the generation this call writes in it.
+        Kept per size (chunks differ in how many requests they hold), so memory stays
+        below twice the largest table."""
+        entry = self._tables.get(size)
+        if entry is None or entry[1] >= _MAX_GEN:
+            entry = self._tables[size] = [np.zeros(4 * size, np.int64), 0]
+        entry[1] += 1
+        return entry[0], entry[1]
 
 
 class Pairing(NamedTuple):
