@@ -16,6 +16,7 @@ Protocol semantics (code → name, category, ATT&CK for ICS techniques) are decl
 
 from __future__ import annotations
 
+import mmap
 from collections.abc import Callable, Hashable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
@@ -493,6 +494,22 @@ def null_negative(v: np.ndarray, dtype: Any) -> pa.Array:
     """Integer column ``v`` as ``dtype``, null where negative (absent): see
     :func:`null_negative_rows`."""
     return null_negative_rows(np.asarray(v).reshape(1, -1), (("v", 0),), dtype)["v"]
+
+
+def sparse_column(n: int, rows: np.ndarray, values: np.ndarray, dtype: Any) -> pa.Array:
+    """A column of ``n`` rows of ``dtype``, null except at ``rows`` (distinct), which hold
+    ``values``: for fields that a row in thousands has, without a pass over a full
+    column of absent markers."""
+    if rows.shape[0] == 0:
+        return pa.nulls(n, pa.from_numpy_dtype(dtype))
+    # Zeroed pages straight from the system, touched only where a value goes: a heap
+    # allocation would be cleared in full (the heap keeps freed memory, see _memory).
+    dtype = np.dtype(dtype)
+    v = np.frombuffer(mmap.mmap(-1, n * dtype.itemsize), dtype)
+    v[rows] = values
+    bits = np.zeros((n + 7) >> 3, np.uint8)
+    np.bitwise_or.at(bits, rows >> 3, np.left_shift(1, rows & 7).astype(np.uint8))
+    return _from_validity(v, dtype, n, rows.shape[0], bits)
 
 
 def _from_validity(v: np.ndarray, dtype: Any, n: int, valid: int, bits: np.ndarray) -> pa.Array:

@@ -47,6 +47,7 @@ from otsight.dissect.base import (
     null_negative_rows,
     paired_columns,
     pairing_columns,
+    sparse_column,
     take_envelope,
     timestamps,
 )
@@ -663,20 +664,27 @@ PREFETCH_AHEAD = 16
     C_SYMLEN,
     C_GSTAT,
     C_EXT,
-    C_OTCID,
-    C_TOCID,
-    C_CSERIAL,
-    C_OVENDOR,
-    C_OSERIAL,
-    C_OTRPI,
-    C_TORPI,
     C_WEIRD,
     C_NSEG,
-) = range(29)
-NC = 29
-# Message rows ahead whose lines are asked for, to write: the 29 column streams each start a
+) = range(22)
+NC = 22
+# Message rows ahead whose lines are asked for, to write: the 22 column streams each start a
 # new line every 8 rows, and each such store would wait for its line (20% of the kernel).
 WRITE_AHEAD = 64
+# Connection Manager fields (Forward Open / Close) come in perhaps one message in a
+# thousand: a record each, in their own small row-major matrix, instead of seven columns
+# of the message matrix written -1 on every row and read back to build null columns.
+(
+    CM_ROW,  # the message's row in the message matrix
+    CM_OTCID,
+    CM_TOCID,
+    CM_CSERIAL,
+    CM_OVENDOR,
+    CM_OSERIAL,
+    CM_OTRPI,
+    CM_TORPI,
+) = range(8)
+NCM = 8
 C_PAYLOAD = slice(C_CLASS, C_PFNC + 1)
 
 OK = 0
@@ -911,7 +919,7 @@ def _path(b, p, end, row, out):
 
 
 @njit(cache=True, inline="always")
-def _one(b, pdu, p, end, wrap, widx, pos, row, out, stack, sp):
+def _one(b, pdu, p, end, wrap, widx, pos, row, out, cm, cmn, stack, sp):
     """Decode one CIP message at [p, end) into ``out[row]``; push embedded messages."""
     out[row, C_PDU] = pdu  # the columns from C_CLASS on arrive as -1 (see _cip)
     out[row, C_ISREQ] = -1
@@ -1007,9 +1015,9 @@ def _one(b, pdu, p, end, wrap, widx, pos, row, out, stack, sp):
         return sp
     if cls == 0x06 or (not req):
         if svc == 0x54 or svc == 0x5B:
-            _forward_open(b, d, end, req, svc == 0x5B, out[row, C_GSTAT], row, out)
+            _forward_open(b, d, end, req, svc == 0x5B, out[row, C_GSTAT], row, out, cm, cmn)
         elif svc == 0x4E:
-            _forward_close(b, d, end, req, row, out)
+            _forward_close(b, d, end, req, row, out, cm, cmn)
     if svc == 0x4B and req and cls == 0x67:
         # Execute PCCC: requestor id (length includes itself), then cmd, sts, tns, [fnc]
         if rem >= 1:
@@ -1025,57 +1033,75 @@ def _one(b, pdu, p, end, wrap, widx, pos, row, out, stack, sp):
 
 
 @njit(cache=True, inline="always")
-def _forward_open(b, d, end, req, large, gstat, row, out):
+def _cm_record(row, cm, cmn):
+    """A new Connection Manager record for message ``row``, every field absent; its index.
+    (``_cip`` checks for room before each message, and a message makes one at most.)"""
+    k = cmn[0]
+    cmn[0] = k + 1
+    cm[k, CM_ROW] = row
+    for c in range(CM_OTCID, NCM):
+        cm[k, c] = -1
+    return k
+
+
+@njit(cache=True, inline="always")
+def _forward_open(b, d, end, req, large, gstat, row, out, cm, cmn):
     if req:
         need = 36 + (4 if large else 0)
         if end - d < need:
             out[row, C_WEIRD] = W_CM_TRUNCATED
             return
-        out[row, C_OTCID] = _u32(b, d + 2)
-        out[row, C_TOCID] = _u32(b, d + 6)
-        out[row, C_CSERIAL] = _u16(b, d + 10)
-        out[row, C_OVENDOR] = _u16(b, d + 12)
-        out[row, C_OSERIAL] = _u32(b, d + 14)
-        out[row, C_OTRPI] = _u32(b, d + 22)
+        k = _cm_record(row, cm, cmn)
+        cm[k, CM_OTCID] = _u32(b, d + 2)
+        cm[k, CM_TOCID] = _u32(b, d + 6)
+        cm[k, CM_CSERIAL] = _u16(b, d + 10)
+        cm[k, CM_OVENDOR] = _u16(b, d + 12)
+        cm[k, CM_OSERIAL] = _u32(b, d + 14)
+        cm[k, CM_OTRPI] = _u32(b, d + 22)
         q = d + 26 + (4 if large else 2)
-        out[row, C_TORPI] = _u32(b, q)
+        cm[k, CM_TORPI] = _u32(b, q)
     elif gstat == 0:
         if end - d < 26:
             out[row, C_WEIRD] = W_CM_TRUNCATED
             return
-        out[row, C_OTCID] = _u32(b, d)
-        out[row, C_TOCID] = _u32(b, d + 4)
-        out[row, C_CSERIAL] = _u16(b, d + 8)
-        out[row, C_OVENDOR] = _u16(b, d + 10)
-        out[row, C_OSERIAL] = _u32(b, d + 12)
-        out[row, C_OTRPI] = _u32(b, d + 16)
-        out[row, C_TORPI] = _u32(b, d + 20)
+        k = _cm_record(row, cm, cmn)
+        cm[k, CM_OTCID] = _u32(b, d)
+        cm[k, CM_TOCID] = _u32(b, d + 4)
+        cm[k, CM_CSERIAL] = _u16(b, d + 8)
+        cm[k, CM_OVENDOR] = _u16(b, d + 10)
+        cm[k, CM_OSERIAL] = _u32(b, d + 12)
+        cm[k, CM_OTRPI] = _u32(b, d + 16)
+        cm[k, CM_TORPI] = _u32(b, d + 20)
     else:
         if end - d >= 8:
-            out[row, C_CSERIAL] = _u16(b, d)
-            out[row, C_OVENDOR] = _u16(b, d + 2)
-            out[row, C_OSERIAL] = _u32(b, d + 4)
+            k = _cm_record(row, cm, cmn)
+            cm[k, CM_CSERIAL] = _u16(b, d)
+            cm[k, CM_OVENDOR] = _u16(b, d + 2)
+            cm[k, CM_OSERIAL] = _u32(b, d + 4)
 
 
 @njit(cache=True, inline="always")
-def _forward_close(b, d, end, req, row, out):
+def _forward_close(b, d, end, req, row, out, cm, cmn):
     q = d + 2 if req else d
     if end - q < 8:
         out[row, C_WEIRD] = W_CM_TRUNCATED
         return
-    out[row, C_CSERIAL] = _u16(b, q)
-    out[row, C_OVENDOR] = _u16(b, q + 2)
-    out[row, C_OSERIAL] = _u32(b, q + 4)
+    k = _cm_record(row, cm, cmn)
+    cm[k, CM_CSERIAL] = _u16(b, q)
+    cm[k, CM_OVENDOR] = _u16(b, q + 2)
+    cm[k, CM_OSERIAL] = _u32(b, q + 4)
 
 
 @njit(cache=True, nogil=True, _nrt=False)
-def _cip(buf, arena, in_arena, X, counts, out, stack):
-    """CIP messages of each PDU, decoded into the rows of ``out`` in one pass. Returns the
-    rows used, or -1 when ``out`` is too small (the caller grows it). ``stack`` (MAX_MSGS
+def _cip(buf, arena, in_arena, X, counts, out, cm, cmn, stack):
+    """CIP messages of each PDU, decoded into the rows of ``out`` in one pass, and their
+    Connection Manager records into ``cm`` (``cmn[0]`` of them). Returns the rows used, or
+    -1 when ``out`` or ``cm`` is too small (the caller grows them). ``stack`` (MAX_MSGS
     × 5) is the caller's: allocating nothing, the kernel runs without reference counting,
     which would otherwise cost an atomic count per array passed to each inlined helper."""
     n = X.shape[0]
     cap = out.shape[0]
+    cmn[0] = 0
     row = 0
     for j in range(n):
         counts[j] = 0
@@ -1091,7 +1117,7 @@ def _cip(buf, arena, in_arena, X, counts, out, stack):
         sp = 1  # queue tail; ``k`` is its head: wrapper first, then embedded messages
         k = 0
         while k < sp and k < MAX_MSGS:
-            if row >= cap:
+            if row >= cap or cmn[0] >= cm.shape[0]:
                 return -1
             if row % 8 == 0 and row + WRITE_AHEAD < cap:
                 for c in range(NC):
@@ -1106,25 +1132,32 @@ def _cip(buf, arena, in_arena, X, counts, out, stack):
             for c in range(C_GSTAT, C_WEIRD):
                 out[row, c] = -1
             out[row, C_NSEG] = -1
-            sp = _one(b, j, mp, me, wr, wi, ps, row, out, stack, sp)
+            sp = _one(b, j, mp, me, wr, wi, ps, row, out, cm, cmn, stack, sp)
             k += 1
             row += 1
         counts[j] = k
     return row
 
 
-def _decode_cip(buf, arena, in_arena, X, counts, per_pdu: float) -> np.ndarray:
+def _decode_cip(buf, arena, in_arena, X, counts, per_pdu: float) -> tuple[np.ndarray, np.ndarray]:
     """The CIP message matrix (rows × NC, column-major so whole columns are contiguous for
-    the row builders), sized from the messages-per-PDU ratio seen so far."""
+    the row builders), sized from the messages-per-PDU ratio seen so far, and the
+    Connection Manager records (rows × NCM)."""
     n = X.shape[0]
     cap = int(n * per_pdu) + 64
+    cm_cap = cap // 16 + 64
     stack = np.empty((MAX_MSGS, 5), np.int64)
+    cmn = np.zeros(1, np.int64)
     while True:
         out = np.empty((NC, cap), np.int64).T
-        used = _cip(buf, arena, in_arena, X, counts, out, stack)
+        cm = np.empty((cm_cap, NCM), np.int64)
+        used = _cip(buf, arena, in_arena, X, counts, out, cm, cmn, stack)
         if used >= 0:
-            return out[:used]
-        cap *= 2
+            return out[:used], cm[: cmn[0]]
+        if cmn[0] >= cm_cap:
+            cm_cap *= 2
+        else:
+            cap *= 2
 
 
 @njit(cache=True, nogil=True, _nrt=False)
@@ -1484,16 +1517,6 @@ def _apply_requests(C, src, carried, carried_pl, matched, is_req, pkey, logix, p
             C[i, C_SYM] = -1
             C[i, C_WRAP] = 1 if pl[6] == 3 else -1
         cls = C[i, C_CLASS]
-        # Connection Manager fields mean something only there (the kernel decodes them
-        # for these services only, so other rows hold none to blank)
-        if cls != 0x06 and (svc == 0x54 or svc == 0x5B or svc == 0x4E):
-            C[i, C_OTCID] = -1
-            C[i, C_TOCID] = -1
-            C[i, C_CSERIAL] = -1
-            C[i, C_OVENDOR] = -1
-            C[i, C_OSERIAL] = -1
-            C[i, C_OTRPI] = -1
-            C[i, C_TORPI] = -1
         pc, pf = C[i, C_PCMD], C[i, C_PFNC]
         if cls != 0x67 and (pc >= 0 or pf >= 0):
             C[i, C_PCMD] = -1
@@ -1569,23 +1592,22 @@ _COLUMNS = _MeaningColumns()
 
 
 # CIP table columns built straight from the matrices: (column, matrix column) by type
-_C_INT64 = [
-    ("instance_id", C_INST),
-    ("member_id", C_MEMBER),
-    ("ot_connection_id", C_OTCID),
-    ("to_connection_id", C_TOCID),
-    ("originator_serial", C_OSERIAL),
-    ("ot_rpi", C_OTRPI),
-    ("to_rpi", C_TORPI),
-]
+_C_INT64 = [("instance_id", C_INST), ("member_id", C_MEMBER)]
 _C_INT32 = [
     ("wrapper_index", C_WIDX),
     ("class_id", C_CLASS),
     ("attribute_id", C_ATTR),
     ("extended_status", C_EXT),
-    ("connection_serial", C_CSERIAL),
-    ("originator_vendor", C_OVENDOR),
 ]
+# ... and from the Connection Manager records
+_CM_INT64 = [
+    ("ot_connection_id", CM_OTCID),
+    ("to_connection_id", CM_TOCID),
+    ("originator_serial", CM_OSERIAL),
+    ("ot_rpi", CM_OTRPI),
+    ("to_rpi", CM_TORPI),
+]
+_CM_INT32 = [("connection_serial", CM_CSERIAL), ("originator_vendor", CM_OVENDOR)]
 _C_INT16 = [("general_status", C_GSTAT), ("pccc_command", C_PCMD), ("pccc_function", C_PFNC)]
 _X_INT64 = np.array([X_CONNID], np.int64)
 _X_INT64_NAMES = [("connection_id", 0)]
@@ -1622,6 +1644,20 @@ def _pair_inputs(X, C, pdu_flow, pdu_frame, pdu_ts, cmd, flow, key2, frame, ts):
             key2[i] = (X[r, X_CIPSEQ] << 32) | (pos & 0xFFFFFFF) | (np.int64(1) << 62)
         else:
             key2[i] = X[r, X_CTX] * 1000003 + pos
+
+
+def _cm_columns(C: np.ndarray, CM: np.ndarray) -> dict[str, pa.Array]:
+    """The Connection Manager columns of the CIP rows ``C``, from the records ``CM``: null
+    where a row has no record, or where pairing gave a response another class (the
+    fields mean something only on the Connection Manager; requests have its class)."""
+    m = C.shape[0]
+    cm = CM[C[CM[:, CM_ROW], C_CLASS] == 0x06]
+    columns = {}
+    for names, dtype in ((_CM_INT64, np.int64), (_CM_INT32, np.int32)):
+        for name, c in names:
+            present = cm[:, c] >= 0
+            columns[name] = sparse_column(m, cm[present, CM_ROW], cm[present, c], dtype)
+    return columns
 
 
 def _wrappers(wrap: np.ndarray) -> pa.Array:
@@ -1768,7 +1804,7 @@ class EnipDissector(Dissector):
         X = np.empty((NX, n), np.int64).T
         _encap(buf, arena, in_arena, off, length, X)
         counts = np.zeros(n, np.int64)
-        C = _decode_cip(buf, arena, in_arena, X, counts, self._cip_per_pdu)
+        C, CM = _decode_cip(buf, arena, in_arena, X, counts, self._cip_per_pdu)
         if n:
             # a hostile chunk (MSPs of a thousand messages) must not inflate later chunks
             self._cip_per_pdu = min(max(self._cip_per_pdu, 1.25 * C.shape[0] / n), 8.0)
@@ -1789,7 +1825,7 @@ class EnipDissector(Dissector):
 
         self._enip_rows(ctx, env, X, off, counts, is_req, meta, tcp, out, pdu_bytes)
         if C.shape[0]:
-            self._cip_rows(ctx, env, X, C, in_arena, meta, tcp, out)
+            self._cip_rows(ctx, env, X, C, CM, in_arena, meta, tcp, out)
         bad = np.flatnonzero(X[:, X_WEIRD] != OK)
         if bad.shape[0]:
             ctx.weird(
@@ -1895,7 +1931,7 @@ class EnipDissector(Dissector):
         )
         out["enip"].append(pa.RecordBatch.from_pydict(batch, schema=ENIP))
 
-    def _cip_rows(self, ctx, env, X, C, in_arena, meta, tcp, out) -> None:
+    def _cip_rows(self, ctx, env, X, C, CM, in_arena, meta, tcp, out) -> None:
         m = C.shape[0]
         j = C[:, C_PDU]
         is_req = C[:, C_ISREQ] == 1
@@ -1976,6 +2012,7 @@ class EnipDissector(Dissector):
                 **null_negative_rows(fields, _C_INT64, np.int64),
                 **null_negative_rows(fields, _C_INT32, np.int32),
                 **null_negative_rows(fields, _C_INT16, np.int16),
+                **_cm_columns(C, CM),
                 "pccc_name": PCCC.optional_names(pname_codes),
                 **pairing,
             }
@@ -2058,7 +2095,7 @@ def decode_pdus(pdus: list[bytes]) -> tuple[np.ndarray, np.ndarray, list[str]]:
     X = np.empty((NX, lens.shape[0]), np.int64).T
     _encap(buf, buf, in_arena, off, lens, X)
     counts = np.zeros(lens.shape[0], np.int64)
-    C = _decode_cip(buf, buf, in_arena, X, counts, 2.0)
+    C, _ = _decode_cip(buf, buf, in_arena, X, counts, 2.0)
     symlen = np.maximum(C[:, C_SYMLEN], 0)
     rows = np.flatnonzero(symlen > 0)
     soff = np.zeros(rows.shape[0] + 1, np.int64)
