@@ -210,7 +210,11 @@ class _NoPackets:
     count = 0
 
     def __init__(self, arena: np.ndarray) -> None:
-        self.buf = arena
+        # Read-only, like every chunk's mapped file: a writable buffer is another type to
+        # numba, and each dissector kernel would load (or compile) a second version of
+        # itself for this one context.
+        self.buf = arena.view()
+        self.buf.flags.writeable = False
         self.ts = np.zeros(0, np.int64)
         self.linktype = np.zeros(0, np.int32)
         self.wirelen = np.zeros(0, np.int64)
