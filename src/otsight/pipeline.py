@@ -72,7 +72,14 @@ class CapturePipeline:
             scan = scan_packets(cols)  # one pass over the rows
             yield from self._packets(chunk, cols, addrs, res, scan)
             ctx = ChunkContext(
-                self.label, chunk, cols, addrs, res, pdu_table=pdus, ethertypes=scan[0]
+                self.label,
+                chunk,
+                cols,
+                addrs,
+                res,
+                pdu_table=pdus,
+                ethertypes=scan[0],
+                udp_packets=(scan[4], scan[5]),
             )
             yield from self._dissect(ctx)
             if self.on_chunk is not None:
@@ -111,7 +118,7 @@ class CapturePipeline:
             yield "weird", B.stream_weird_batch(self.label, res.gaps)
 
     def _packets(self, chunk, cols, addrs, res, scan) -> Iterator[tuple[str, pa.RecordBatch]]:
-        et, bad, arp_rows, lldp_rows = scan
+        et, bad, arp_rows, lldp_rows = scan[:4]
         if bad.shape[0]:
             yield "weird", B.packet_weird_batch(self.label, chunk, cols, addrs, res.pkt_flow, bad)
         if arp_rows.shape[0]:

@@ -246,6 +246,8 @@ class ChunkContext:
     # run makes it: its framer and address columns are reused rather than computed again
     pdu_table: pa.RecordBatch | None = None
     ethertypes: np.ndarray | None = None  # the ethertype column, when the caller has it
+    # rows of UDP-over-IP packets and their payload lengths, when the caller has them
+    udp_packets: tuple[np.ndarray, np.ndarray] | None = None
     weird_batches: list[pa.RecordBatch] = field(default_factory=list)
     _memo: dict = field(default_factory=dict, repr=False)
 
@@ -286,7 +288,7 @@ class ChunkContext:
         if key not in self._memo:  # several dissectors ask; the scan is over every packet once
             base = self._memo.get("udp_all")
             if base is None:
-                base, length = _udp_packets(self.cols)
+                base, length = self.udp_packets or _udp_packets(self.cols)
                 self._memo["udp_all"] = base
                 self._memo["udp_len"] = length
             self._memo[key] = base[self._memo["udp_len"] >= min_payload]
