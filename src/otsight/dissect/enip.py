@@ -1045,6 +1045,26 @@ def _cm_record(row, cm, cmn):
 
 
 @njit(cache=True, inline="always")
+def _cm_serial(b, p, k, cm):
+    """Connection serial, originator vendor and originator serial at ``b[p]`` (the triple
+    that names a connection in every Forward Open and Close, request and reply)."""
+    cm[k, CM_CSERIAL] = _u16(b, p)
+    cm[k, CM_OVENDOR] = _u16(b, p + 2)
+    cm[k, CM_OSERIAL] = _u32(b, p + 4)
+
+
+@njit(cache=True, inline="always")
+def _cm_open(b, ids, serial, ot_rpi, to_rpi, k, cm):
+    """A Forward Open's connection ids (O→T then T→O at ``b[ids]``), serial triple and
+    RPIs, wherever the request or the reply puts them."""
+    cm[k, CM_OTCID] = _u32(b, ids)
+    cm[k, CM_TOCID] = _u32(b, ids + 4)
+    _cm_serial(b, serial, k, cm)
+    cm[k, CM_OTRPI] = _u32(b, ot_rpi)
+    cm[k, CM_TORPI] = _u32(b, to_rpi)
+
+
+@njit(cache=True, inline="always")
 def _forward_open(b, d, end, req, large, gstat, row, out, cm, cmn):
     if req:
         need = 36 + (4 if large else 0)
@@ -1052,32 +1072,16 @@ def _forward_open(b, d, end, req, large, gstat, row, out, cm, cmn):
             out[row, C_WEIRD] = W_CM_TRUNCATED
             return
         k = _cm_record(row, cm, cmn)
-        cm[k, CM_OTCID] = _u32(b, d + 2)
-        cm[k, CM_TOCID] = _u32(b, d + 6)
-        cm[k, CM_CSERIAL] = _u16(b, d + 10)
-        cm[k, CM_OVENDOR] = _u16(b, d + 12)
-        cm[k, CM_OSERIAL] = _u32(b, d + 14)
-        cm[k, CM_OTRPI] = _u32(b, d + 22)
-        q = d + 26 + (4 if large else 2)
-        cm[k, CM_TORPI] = _u32(b, q)
+        _cm_open(b, d + 2, d + 10, d + 22, d + 26 + (4 if large else 2), k, cm)
     elif gstat == 0:
         if end - d < 26:
             out[row, C_WEIRD] = W_CM_TRUNCATED
             return
         k = _cm_record(row, cm, cmn)
-        cm[k, CM_OTCID] = _u32(b, d)
-        cm[k, CM_TOCID] = _u32(b, d + 4)
-        cm[k, CM_CSERIAL] = _u16(b, d + 8)
-        cm[k, CM_OVENDOR] = _u16(b, d + 10)
-        cm[k, CM_OSERIAL] = _u32(b, d + 12)
-        cm[k, CM_OTRPI] = _u32(b, d + 16)
-        cm[k, CM_TORPI] = _u32(b, d + 20)
+        _cm_open(b, d, d + 8, d + 16, d + 20, k, cm)
     else:
         if end - d >= 8:
-            k = _cm_record(row, cm, cmn)
-            cm[k, CM_CSERIAL] = _u16(b, d)
-            cm[k, CM_OVENDOR] = _u16(b, d + 2)
-            cm[k, CM_OSERIAL] = _u32(b, d + 4)
+            _cm_serial(b, d, _cm_record(row, cm, cmn), cm)
 
 
 @njit(cache=True, inline="always")
@@ -1086,10 +1090,7 @@ def _forward_close(b, d, end, req, row, out, cm, cmn):
     if end - q < 8:
         out[row, C_WEIRD] = W_CM_TRUNCATED
         return
-    k = _cm_record(row, cm, cmn)
-    cm[k, CM_CSERIAL] = _u16(b, q)
-    cm[k, CM_OVENDOR] = _u16(b, q + 2)
-    cm[k, CM_OSERIAL] = _u32(b, q + 4)
+    _cm_serial(b, q, _cm_record(row, cm, cmn), cm)
 
 
 @njit(cache=True, nogil=True, _nrt=False)
