@@ -29,6 +29,7 @@ from otsight._jit import njit
 from otsight.attack import check_ids
 from otsight.capture import _track as T
 from otsight.capture.addresses import constant_string, ip_array
+from otsight.capture.packet_scan import scan_packets
 from otsight.capture.pdu_columns import pdu_columns
 from otsight.dissect import _l2l4 as L
 from otsight.dissect.matching import Pairing
@@ -62,21 +63,6 @@ def _lut_indices(lut, codes, missing, negative_missing, idx, bits):
         if k < 0:
             todo = True
     return nulls, todo
-
-
-@njit(cache=True, nogil=True)
-def _udp_packets(cols):
-    """Rows of UDP-over-IP packets and their payload lengths (one pass over the rows)."""
-    n = cols.shape[0]
-    rows = np.empty(n, np.int64)
-    length = np.empty(n, np.int64)
-    k = 0
-    for i in range(n):
-        if cols[i, L.PROTO] == 17 and cols[i, L.IPVER] != 0:
-            rows[k] = i
-            length[k] = cols[i, L.PAY_LEN]
-            k += 1
-    return rows[:k].copy(), length[:k].copy()
 
 
 CATEGORIES = (
@@ -288,7 +274,7 @@ class ChunkContext:
         if key not in self._memo:  # several dissectors ask; the scan is over every packet once
             base = self._memo.get("udp_all")
             if base is None:
-                base, length = self.udp_packets or _udp_packets(self.cols)
+                base, length = self.udp_packets or scan_packets(self.cols)[4:]
                 self._memo["udp_all"] = base
                 self._memo["udp_len"] = length
             self._memo[key] = base[self._memo["udp_len"] >= min_payload]
