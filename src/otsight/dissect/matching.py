@@ -22,9 +22,6 @@ NS_PER_S = 1_000_000_000
 # Rows ahead whose table slot is asked for: requests land on random slots of a table far
 # larger than the cache, so each insert would otherwise wait for memory.
 PREFETCH_AHEAD = 16
-# A pairing table is zeroed again after this many calls, long before its state word
-# (4 × generation + 2) could overflow.
-_MAX_GEN = 1 << 60
 
 
 @njit(cache=True, inline="always")
@@ -185,7 +182,7 @@ class RequestMatcher:
         Kept per size (chunks differ in how many requests they hold), so memory stays
         below twice the largest table."""
         entry = self._tables.get(size)
-        if entry is None or entry[1] >= _MAX_GEN:
+        if entry is None:  # (the state word, 4 × generation + 2, cannot overflow in practice)
             entry = self._tables[size] = [np.zeros(4 * size, np.int64), 0]
         entry[1] += 1
         return entry[0], entry[1]
