@@ -87,6 +87,9 @@ class CapturePipeline:
             self._account(chunk)
             if self.on_progress is not None:
                 self.on_progress(self.reader.packets)
+            # dropped before the next chunk is read, not when its arrays replace these: two
+            # chunks' arrays live at once would raise the peak the heap has to grow to
+            del chunk, cols, addrs, res, pdus, scan, ctx
         # Flows still open end now; PDUs they held back (out-of-order data) come out here.
         res = self.flows.finish()
         pdus = self._pdus(res)

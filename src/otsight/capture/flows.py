@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from otsight._memory import zeroed
 from otsight.capture import _track as T
 
 NS_PER_S = 1_000_000_000
@@ -38,11 +39,15 @@ class TrackResult:
 
 
 def _stack(n: int) -> np.ndarray:
-    return np.arange(n - 1, -1, -1, dtype=np.int64)
+    free = zeroed(n, np.int64)
+    free[:] = np.arange(n - 1, -1, -1, dtype=np.int64)
+    return free
 
 
 class FlowTable:
-    """Flow and reassembly state carried across the chunks of one or more captures."""
+    """Flow and reassembly state carried across the chunks of one or more captures. The
+    state and output buffers outlive the chunks: they live outside the heap (see
+    ``otsight._memory``)."""
 
     def __init__(
         self,
@@ -52,20 +57,21 @@ class FlowTable:
     ) -> None:
         self.idle_timeout = int(idle_timeout_s * NS_PER_S)
         self.closed_timeout = int(closed_timeout_s * NS_PER_S)
-        self.F = np.zeros((records, T.NF), dtype=np.int64)
+        self.F = zeroed((records, T.NF), np.int64)
         self.F[:, T.F_ID] = -1
-        self.K = np.zeros((records, 5), dtype=np.uint64)
-        self.S = np.full(4 * records, -1, dtype=np.int64)
+        self.K = zeroed((records, 5), np.uint64)
+        self.S = zeroed(4 * records, np.int64)
+        self.S[:] = -1
         self.M = np.zeros(T.NM, dtype=np.int64)
         self.FREE = _stack(records)
         self.M[T.M_FREE] = records
-        self.SPOOL = np.zeros(64 * T.SMALL, dtype=np.uint8)
+        self.SPOOL = zeroed(64 * T.SMALL, np.uint8)
         self.SFREE = _stack(64)
         self.M[T.M_SFREE] = 64
-        self.BPOOL = np.zeros(8 * T.BIG, dtype=np.uint8)
+        self.BPOOL = zeroed(8 * T.BIG, np.uint8)
         self.BFREE = _stack(8)
         self.M[T.M_BFREE] = 8
-        self.OQ = np.zeros((256, T.NO), dtype=np.int64)
+        self.OQ = zeroed((256, T.NO), np.int64)
         self.OFREE = _stack(256)
         self.M[T.M_OFREE] = 256
         self.max_live = 0
@@ -75,13 +81,14 @@ class FlowTable:
         """Output arrays reused from chunk to chunk: fresh ones would be page-faulted in
         (and zeroed by the kernel) every time. Results are views valid until the next call."""
         if self._out is None or not self._out.fits(n_packets, payload_bytes):
+            self._out = None  # the old buffers go first: both would be live at once
             self._out = _Outputs(n_packets, payload_bytes)
         return self._out
 
     # -- growth --------------------------------------------------------------------------
     @staticmethod
     def _grow_stack(free: np.ndarray, used_top: int, old_n: int, new_n: int) -> np.ndarray:
-        out = np.empty(new_n, dtype=np.int64)
+        out = zeroed(new_n, np.int64)
         out[:used_top] = free[:used_top]
         out[used_top : used_top + new_n - old_n] = np.arange(new_n - 1, old_n - 1, -1)
         return out
@@ -89,10 +96,10 @@ class FlowTable:
     def _grow_records(self) -> None:
         old = self.F.shape[0]
         new = old * 2
-        F = np.zeros((new, T.NF), dtype=np.int64)
+        F = zeroed((new, T.NF), np.int64)
         F[:old] = self.F
         F[old:, T.F_ID] = -1
-        K = np.zeros((new, 5), dtype=np.uint64)
+        K = zeroed((new, 5), np.uint64)
         K[:old] = self.K
         top = int(self.M[T.M_FREE])
         self.FREE = self._grow_stack(self.FREE, top, old, new)
@@ -103,7 +110,7 @@ class FlowTable:
         size = self.S.shape[0]
         if (int(self.M[T.M_LIVE]) + 2) * 4 > size:
             size *= 2
-        S = np.empty(size, dtype=np.int64)
+        S = zeroed(size, np.int64)
         T.rehash(S, self.K, self.F)
         self.S = S
         self.M[T.M_TOMB] = 0
@@ -114,7 +121,7 @@ class FlowTable:
             (self.BPOOL, self.BFREE, T.M_BFREE) if big else (self.SPOOL, self.SFREE, T.M_SFREE)
         )
         old = pool.shape[0] // slot
-        new_pool = np.zeros(2 * old * slot, dtype=np.uint8)
+        new_pool = zeroed(2 * old * slot, np.uint8)
         new_pool[: pool.shape[0]] = pool
         top = int(self.M[key])
         new_free = self._grow_stack(free, top, old, 2 * old)
@@ -126,7 +133,7 @@ class FlowTable:
 
     def _grow_ooo(self) -> None:
         old = self.OQ.shape[0]
-        OQ = np.zeros((2 * old, T.NO), dtype=np.int64)
+        OQ = zeroed((2 * old, T.NO), np.int64)
         OQ[:old] = self.OQ
         top = int(self.M[T.M_OFREE])
         self.OFREE = self._grow_stack(self.OFREE, top, old, 2 * old)
@@ -234,11 +241,11 @@ class _Outputs:
     """Per-chunk output arrays, sized for the kernel's worst case and grown on demand."""
 
     def __init__(self, n_packets: int, payload_bytes: int) -> None:
-        self.P = np.empty((2 * n_packets + T.WORST_PDUS + 64, T.NPC), dtype=np.int64)
-        self.A = np.empty(min(payload_bytes, 64 << 20) + 2 * T.WORST_ARENA, dtype=np.uint8)
-        self.G = np.empty((4 * T.OOO_MAX + 64, T.NGC), dtype=np.int64)
-        self.EF = np.empty((64, T.NF), dtype=np.int64)
-        self.EK = np.empty((64, 5), dtype=np.uint64)
+        self.P = zeroed((2 * n_packets + T.WORST_PDUS + 64, T.NPC), np.int64)
+        self.A = zeroed(min(payload_bytes, 64 << 20) + 2 * T.WORST_ARENA, np.uint8)
+        self.G = zeroed((4 * T.OOO_MAX + 64, T.NGC), np.int64)
+        self.EF = zeroed((64, T.NF), np.int64)
+        self.EK = zeroed((64, 5), np.uint64)
 
     def fits(self, n_packets: int, payload_bytes: int) -> bool:
         return (
@@ -252,21 +259,21 @@ class _Outputs:
     def grow(self, M: np.ndarray) -> None:
         pn, an, gn, en = (int(M[k]) for k in (T.M_PN, T.M_AN, T.M_GN, T.M_EN))
         if pn + T.WORST_PDUS > self.P.shape[0]:
-            P = np.empty((2 * self.P.shape[0], T.NPC), dtype=np.int64)
+            P = zeroed((2 * self.P.shape[0], T.NPC), np.int64)
             P[:pn] = self.P[:pn]
             self.P = P
         if an + T.WORST_ARENA > self.A.shape[0]:
-            A = np.empty(2 * self.A.shape[0], dtype=np.uint8)
+            A = zeroed(2 * self.A.shape[0], np.uint8)
             A[:an] = self.A[:an]
             self.A = A
         if gn + 2 * T.OOO_MAX + 16 > self.G.shape[0]:
-            G = np.empty((2 * self.G.shape[0], T.NGC), dtype=np.int64)
+            G = zeroed((2 * self.G.shape[0], T.NGC), np.int64)
             G[:gn] = self.G[:gn]
             self.G = G
         if en + 2 > self.EF.shape[0]:
-            EF = np.empty((2 * self.EF.shape[0], T.NF), dtype=np.int64)
+            EF = zeroed((2 * self.EF.shape[0], T.NF), np.int64)
             EF[:en] = self.EF[:en]
-            EK = np.empty((2 * self.EK.shape[0], 5), dtype=np.uint64)
+            EK = zeroed((2 * self.EK.shape[0], 5), np.uint64)
             EK[:en] = self.EK[:en]
             self.EF, self.EK = EF, EK
 

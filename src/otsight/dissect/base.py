@@ -16,7 +16,6 @@ Protocol semantics (code → name, category, ATT&CK for ICS techniques) are decl
 
 from __future__ import annotations
 
-import mmap
 from collections.abc import Callable, Hashable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
@@ -26,6 +25,7 @@ import pyarrow as pa
 
 from otsight import events as E
 from otsight._jit import njit
+from otsight._memory import zeroed
 from otsight.attack import check_ids
 from otsight.capture import _track as T
 from otsight.capture.addresses import constant_string, ip_array
@@ -493,7 +493,7 @@ def sparse_column(n: int, rows: np.ndarray, values: np.ndarray, dtype: Any) -> p
     # Zeroed pages straight from the system, touched only where a value goes: a heap
     # allocation would be cleared in full (the heap keeps freed memory, see _memory).
     dtype = np.dtype(dtype)
-    v = np.frombuffer(mmap.mmap(-1, n * dtype.itemsize), dtype)
+    v = zeroed(n, dtype)
     v[rows] = values
     bits = np.zeros((n + 7) >> 3, np.uint8)
     np.bitwise_or.at(bits, rows >> 3, np.left_shift(1, rows & 7).astype(np.uint8))

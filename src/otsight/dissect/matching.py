@@ -16,6 +16,7 @@ from typing import NamedTuple
 import numpy as np
 
 from otsight._jit import njit
+from otsight._memory import zeroed
 from otsight.capture._prefetch import prefetch
 
 NS_PER_S = 1_000_000_000
@@ -180,10 +181,10 @@ class RequestMatcher:
     def _table(self, size: int) -> tuple[np.ndarray, int]:
         """A pairing table of ``size`` slots and the generation this call writes in it.
         Kept per size (chunks differ in how many requests they hold), so memory stays
-        below twice the largest table."""
+        below twice the largest table; outside the heap, as it outlives the chunk."""
         entry = self._tables.get(size)
         if entry is None:  # (the state word, 4 × generation + 2, cannot overflow in practice)
-            entry = self._tables[size] = [np.zeros(4 * size, np.int64), 0]
+            entry = self._tables[size] = [zeroed(4 * size, np.int64), 0]
         entry[1] += 1
         return entry[0], entry[1]
 
