@@ -112,6 +112,20 @@ def test_tiny_windows_and_chunks_see_every_record(samples):
     assert small == full and (ts == ts_small).all() and not reader.issues
 
 
+@pytest.mark.parametrize("fmt", ["pcap", "pcapng"])
+def test_a_window_end_does_not_cut_a_short_chunk(samples, fmt):
+    # Windows of about a chunk and a half: a chunk that continued in its window would end
+    # at the window's end with the records left there; each full chunk starts a window
+    # of its own instead, so only the last chunk is short.
+    path = samples[fmt]
+    records = samples["truth"].packet_count
+    per_record = path.stat().st_size // records
+    reader = CaptureReader(path, chunk_records=50, window_bytes=8192 + 75 * per_record)
+    counts = [c.count for c in reader.chunks()]
+    assert sum(counts) == records > 200 and not reader.issues
+    assert all(n == 50 for n in counts[:-1]) and 0 < counts[-1] <= 50
+
+
 # ---- damaged input -------------------------------------------------------------------------
 def test_cut_mid_record_keeps_every_complete_record(samples, tmp_path):
     data = samples["pcap"].read_bytes()

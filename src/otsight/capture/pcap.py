@@ -178,10 +178,9 @@ class CaptureReader:
     def _map(self, fh, size: int, pos: int, want: int) -> tuple[mmap.mmap, np.ndarray, int]:
         base = pos - pos % mmap.ALLOCATIONGRANULARITY
         length = min(max(want, self.window_bytes), size - base)
-        # MAP_POPULATE maps the whole window in one system call instead of one page fault
-        # per 4 KiB page; the window is read from start to end anyway.
-        flags = mmap.MAP_SHARED | getattr(mmap, "MAP_POPULATE", 0)
-        mm = mmap.mmap(fh.fileno(), length, flags=flags, prot=mmap.PROT_READ, offset=base)
+        # Not populated up front: a window is read only as far as its chunk goes (the next
+        # chunk maps its own), and a fault maps 16 pages of a file at once.
+        mm = mmap.mmap(fh.fileno(), length, flags=mmap.MAP_SHARED, prot=mmap.PROT_READ, offset=base)
         return mm, np.frombuffer(mm, dtype=np.uint8), base
 
     @staticmethod
@@ -219,20 +218,20 @@ class CaptureReader:
         while pos < size:
             mm, buf, base = self._map(fh, size, pos, want)
             rel = pos - base
-            progressed = False
-            while True:
-                n, rel_next, stop = K._index_pcap(buf, rel, big, frac, *arrays[:4])
-                if n:
-                    yield self._emit(buf, arrays, n, None)
-                    arrays = self._arrays()
-                progressed = progressed or rel_next != rel
-                rel = rel_next
-                if stop != K.STOP_FULL:
-                    break
-            pos = base + rel
+            n, rel_next, stop = K._index_pcap(buf, rel, big, frac, *arrays[:4])
+            if n:
+                yield self._emit(buf, arrays, n, None)
+                arrays = self._arrays()
+            progressed = rel_next != rel
+            pos = base + rel_next
             at_eof = base + buf.shape[0] >= size
             del buf
             self._unmap(mm)
+            if stop == K.STOP_FULL:
+                # The next chunk starts a window of its own: continuing in this one would
+                # end it at the window's end, a chunk of whatever records were left there.
+                want = 0
+                continue
             if stop == K.STOP_CORRUPT:
                 self._issue(
                     pos, "corrupt pcap record header (impossible length); rest of file skipped"
@@ -286,13 +285,15 @@ class CaptureReader:
                     rel += consumed
                     progressed = True
                     continue
-                if stop != K.STOP_FULL:
-                    break
+                break  # a full chunk (the next starts a window of its own), or the window's end
             pos = base + rel
             at_eof = base + buf.shape[0] >= size
             del buf
             self._unmap(mm)
             self.skipped_blocks = int(counters[0])
+            if stop == K.STOP_FULL:
+                want = 0
+                continue
             if stop == K.STOP_CORRUPT:
                 self._issue(
                     pos, "corrupt pcapng block (bad length or trailer); rest of file skipped"
