@@ -569,3 +569,39 @@ def test_mutated_real_pdus_never_raise(corpus):
     assert d.tables["enip"].num_rows > 0
     layers = set(d.tables["weird"].column("layer").to_pylist())
     assert {"enip", "cip"} <= layers  # malformed PDUs become weird rows with a reason
+
+
+def _get_attribute_single(context: int) -> bytes:
+    """A SendRRData carrying an unconnected Get_Attribute_Single (Identity 1/1 attr 7)."""
+    cip = bytes([0x0E, 0x03, 0x20, 0x01, 0x24, 0x01, 0x30, 0x07])
+    items = struct.pack("<IHH", 0, 0, 2) + struct.pack("<HH", 0, 0)
+    items += struct.pack("<HH", 0xB2, len(cip)) + cip
+    return struct.pack("<HHIIQI", 0x6F, len(items), 0x1234, 0, context, 0) + items
+
+
+def test_one_pdu_takes_the_kernels_built_for_many(tmp_path):
+    # numpy flags a one-row matrix row-major as well as column-major: passed as such,
+    # numba would load (or compile) a second version of every kernel for a chunk, or the
+    # end of a capture, that holds a single EtherNet/IP PDU.
+    one = M.decode_pdus([_get_attribute_single(7)])
+    two = M.decode_pdus([_get_attribute_single(7), _get_attribute_single(8)])
+    assert one[0].shape[0] == 1 and (one[0][0] == two[0][0]).all()
+    assert one[1].shape[0] == 1 and (one[1][0] == two[1][0]).all()
+    assert one[1][0, M.C_SERVICE] == 0x0E and one[1][0, M.C_CLASS] == 1
+    # the whole dissector, on a capture whose only EtherNet/IP PDU is that request
+    from otsight.encode.tcp_session import TcpConversation
+
+    conv = TcpConversation(
+        "02:00:00:00:00:01", "10.0.0.1", 50001, "02:00:00:00:00:02", "10.0.0.2", 44818, 5, 7
+    )
+    frames = conv.handshake() + conv.send(True, _get_attribute_single(7))
+    path = tmp_path / "one.pcap"
+    with PcapWriter(path) as w:
+        for k, f in enumerate(frames):
+            w.write(1_700_000_000_000_000_000 + k * 1000, f)
+    d = decode(path)
+    assert not d.failures and d.tables["cip"].num_rows == 1
+    assert d.tables["cip"].column("service").to_pylist() == [0x0E]
+    for kernel, arg in ((M._encap, 5), (M._cip, 3), (M._pair_inputs, 0), (M._rows_of, 0)):
+        layouts = {sig[arg].layout for sig in kernel.signatures}
+        assert "C" not in layouts, f"{kernel.__name__} has a row-major version: {layouts}"

@@ -1100,7 +1100,7 @@ def _cip(buf, arena, in_arena, X, counts, out, cm, cmn, stack):
     -1 when ``out`` or ``cm`` is too small (the caller grows them). ``stack`` (MAX_MSGS
     × 5) is the caller's: allocating nothing, the kernel runs without reference counting,
     which would otherwise cost an atomic count per array passed to each inlined helper."""
-    n = X.shape[0]
+    n = counts.shape[0]  # X may hold a padding row (see _encap_matrix)
     cap = out.shape[0]
     cmn[0] = 0
     row = 0
@@ -1140,11 +1140,20 @@ def _cip(buf, arena, in_arena, X, counts, out, cm, cmn, stack):
     return row
 
 
+def _encap_matrix(n: int) -> tuple[np.ndarray, np.ndarray]:
+    """The encapsulation matrix of ``n`` PDUs, column-major (the row builders read whole
+    columns), and the view of it the kernels take, which has a padding row when ``n`` is
+    1: numpy flags a one-row matrix row-major too, and numba would load (or compile) a
+    second version of every kernel that takes it."""
+    full = np.empty((NX, max(n, 2)), np.int64).T
+    return full[:n], full
+
+
 def _decode_cip(buf, arena, in_arena, X, counts, per_pdu: float) -> tuple[np.ndarray, np.ndarray]:
     """The CIP message matrix (rows × NC, column-major so whole columns are contiguous for
     the row builders), sized from the messages-per-PDU ratio seen so far, and the
     Connection Manager records (rows × NCM)."""
-    n = X.shape[0]
+    n = counts.shape[0]
     cap = int(n * per_pdu) + 64
     cm_cap = cap // 16 + 64
     stack = np.empty((MAX_MSGS, 5), np.int64)
@@ -1801,11 +1810,10 @@ class EnipDissector(Dissector):
     def _decode(self, ctx, env, in_arena, off, length, meta, tcp, out, pdu_bytes) -> None:
         n = off.shape[0]
         buf, arena = ctx.chunk.buf, ctx.track.arena
-        # column-major: the row builders below read whole columns, which must be contiguous
-        X = np.empty((NX, n), np.int64).T
-        _encap(buf, arena, in_arena, off, length, X)
+        X, Xk = _encap_matrix(n)  # Xk: the kernels' view
+        _encap(buf, arena, in_arena, off, length, Xk)
         counts = np.zeros(n, np.int64)
-        C, CM = _decode_cip(buf, arena, in_arena, X, counts, self._cip_per_pdu)
+        C, CM = _decode_cip(buf, arena, in_arena, Xk, counts, self._cip_per_pdu)
         if n:
             # a hostile chunk (MSPs of a thousand messages) must not inflate later chunks
             self._cip_per_pdu = min(max(self._cip_per_pdu, 1.25 * C.shape[0] / n), 8.0)
@@ -1826,7 +1834,7 @@ class EnipDissector(Dissector):
 
         self._enip_rows(ctx, env, X, off, counts, is_req, meta, tcp, out, pdu_bytes)
         if C.shape[0]:
-            self._cip_rows(ctx, env, X, C, CM, in_arena, meta, tcp, out)
+            self._cip_rows(ctx, env, Xk, C, CM, in_arena, meta, tcp, out)
         bad = np.flatnonzero(X[:, X_WEIRD] != OK)
         if bad.shape[0]:
             ctx.weird(
@@ -1933,6 +1941,7 @@ class EnipDissector(Dissector):
         out["enip"].append(pa.RecordBatch.from_pydict(batch, schema=ENIP))
 
     def _cip_rows(self, ctx, env, X, C, CM, in_arena, meta, tcp, out) -> None:
+        # X: the kernels' view of the encapsulation matrix (see _encap_matrix)
         m = C.shape[0]
         j = C[:, C_PDU]
         is_req = C[:, C_ISREQ] == 1
@@ -2093,10 +2102,10 @@ def decode_pdus(pdus: list[bytes]) -> tuple[np.ndarray, np.ndarray, list[str]]:
     off = np.zeros(lens.shape[0], np.int64)
     np.cumsum(lens[:-1], out=off[1:]) if lens.shape[0] > 1 else None
     in_arena = np.zeros(lens.shape[0], np.int64)
-    X = np.empty((NX, lens.shape[0]), np.int64).T
-    _encap(buf, buf, in_arena, off, lens, X)
+    X, Xk = _encap_matrix(lens.shape[0])
+    _encap(buf, buf, in_arena, off, lens, Xk)
     counts = np.zeros(lens.shape[0], np.int64)
-    C, _ = _decode_cip(buf, buf, in_arena, X, counts, 2.0)
+    C, _ = _decode_cip(buf, buf, in_arena, Xk, counts, 2.0)
     symlen = np.maximum(C[:, C_SYMLEN], 0)
     rows = np.flatnonzero(symlen > 0)
     soff = np.zeros(rows.shape[0] + 1, np.int64)
