@@ -435,11 +435,7 @@ def test_responses_carry_their_requests_wrapper(tmp_path):
         [E.unconnected_send(r, route) for r in reads]), 2))  # fmt: skip
     frames += conv.send(False, E.send_rr_data(session, E.multiple_service_response(answers), 2))
     us_in_msp = len(frames)
-    path = tmp_path / "wrappers.pcap"
-    with PcapWriter(path) as w:
-        for k, f in enumerate(frames):
-            w.write(1_700_000_000_000_000_000 + k * 1000, f)
-    d = decode(path)
+    d = _decode_frames(tmp_path / "wrappers.pcap", frames)
     assert not d.failures and d.tables["weird"].num_rows == 0
     rows = d.tables["cip"].to_pylist()
 
@@ -499,16 +495,21 @@ def test_non_enip_traffic_on_enip_ports_is_not_reported(tmp_path):
     frames += conv.handshake()
     frames += conv.send(True, b"GET / HTTP/1.1\r\nHost: plc\r\n\r\n")
     frames += conv.send(False, b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
-    with PcapWriter(path) as w:
-        for k, f in enumerate(frames):
-            w.write(1_700_000_000_000_000_000 + k * 1000, f)
-    d = decode(path)
+    d = _decode_frames(path, frames)
     assert not d.failures
     for t in ("enip", "cip", "enip_io"):
         assert d.tables[t].num_rows == 0, t
 
 
 # ---- robustness --------------------------------------------------------------------------
+def _decode_frames(path: Path, frames: list[bytes]):
+    """Decode ``frames`` written as a capture at ``path``, one microsecond apart."""
+    with PcapWriter(path) as w:
+        for k, f in enumerate(frames):
+            w.write(1_700_000_000_000_000_000 + k * 1000, f)
+    return decode(path)
+
+
 def _mutations(data: bytes, rnd: random.Random):
     b = bytearray(data)
     kind = rnd.randrange(5)
@@ -560,11 +561,7 @@ def test_mutated_real_pdus_never_raise(corpus):
     import tempfile
 
     with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / "fuzz.pcap"
-        with PcapWriter(path) as w:
-            for k, f in enumerate(frames):
-                w.write(1_700_000_000_000_000_000 + k * 1000, f)
-        d = decode(path)
+        d = _decode_frames(Path(tmp) / "fuzz.pcap", frames)
     assert not d.failures, d.failures
     assert d.tables["enip"].num_rows > 0
     layers = set(d.tables["weird"].column("layer").to_pylist())
@@ -595,11 +592,7 @@ def test_one_pdu_takes_the_kernels_built_for_many(tmp_path):
         "02:00:00:00:00:01", "10.0.0.1", 50001, "02:00:00:00:00:02", "10.0.0.2", 44818, 5, 7
     )
     frames = conv.handshake() + conv.send(True, _get_attribute_single(7))
-    path = tmp_path / "one.pcap"
-    with PcapWriter(path) as w:
-        for k, f in enumerate(frames):
-            w.write(1_700_000_000_000_000_000 + k * 1000, f)
-    d = decode(path)
+    d = _decode_frames(tmp_path / "one.pcap", frames)
     assert not d.failures and d.tables["cip"].num_rows == 1
     assert d.tables["cip"].column("service").to_pylist() == [0x0E]
     for kernel, arg in ((M._encap, 5), (M._cip, 3), (M._pair_inputs, 0), (M._rows_of, 0)):
