@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import math
 import mmap
 import sys
 
@@ -43,9 +44,7 @@ def zeroed(shape: int | tuple[int, ...], dtype) -> np.ndarray:
     written at a few rows only."""
     shape = (shape,) if isinstance(shape, int) else tuple(shape)
     dtype = np.dtype(dtype)
-    count = 1
-    for d in shape:
-        count *= d
+    count = math.prod(shape)
     # private: Python's default for an anonymous map is shared memory, slower to fault in
     flags = getattr(mmap, "MAP_PRIVATE", 0) | getattr(mmap, "MAP_ANONYMOUS", 0)
     pages = mmap.mmap(-1, max(count * dtype.itemsize, 1), flags=flags)
