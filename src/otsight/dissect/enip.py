@@ -36,6 +36,7 @@ from otsight._jit import njit
 from otsight.capture import framing
 from otsight.capture._prefetch import prefetch, prefetch_write
 from otsight.dissect import _l2l4 as L
+from otsight.dissect import sparse
 from otsight.dissect.base import (
     ChunkContext,
     Dissector,
@@ -1874,39 +1875,7 @@ class EnipDissector(Dissector):
                 )
                 continue
             found.append((k, info))
-        # row → its answer among ``found``, -1 elsewhere (the last entry of a lookup array)
-        at = np.full(n, -1, np.int64)
-        at[[k for k, _ in found]] = np.arange(len(found))
-        where = null_negative(at, np.int32) if found else None
-
-        def ident(key: str, typ: pa.DataType) -> pa.Array:
-            if not found:
-                return pa.nulls(n, typ)
-            return pa.array([info[key] for _, info in found], typ).take(where)
-
-        def ident_code(key: str) -> np.ndarray:
-            v = np.full(n, -1, np.int64)
-            for k, info in found:
-                v[k] = info[key] if info[key] is not None else -1
-            return v
-
-        vid, dtyp, st = ident_code("vendor_id"), ident_code("device_type"), ident_code("state")
-        vendor_names = _scattered_names(
-            at,
-            [
-                VENDORS.get(int(info["vendor_id"]), f"vendor_{info['vendor_id']}")
-                for _, info in found
-            ],
-        )
-        state_names = _scattered_names(
-            at,
-            [
-                STATES.get(int(info["state"]), f"state_{info['state']}")
-                if info["state"] is not None
-                else None
-                for _, info in found
-            ],
-        )
+        batch.update(_identity_columns(n, found))
         batch.update(
             {
                 "is_request": pa.array(is_req),
@@ -1923,18 +1892,6 @@ class EnipDissector(Dissector):
                 "connection_id": null_negative(X[:, X_CONNID], np.int64),
                 "cip_sequence": null_negative(X[:, X_CIPSEQ], np.int32),
                 "cip_messages": pa.array(counts.astype(np.int32)),
-                "vendor_id": null_negative(vid, np.int32),
-                "vendor_name": vendor_names,
-                "device_type": null_negative(dtyp, np.int32),
-                "device_type_name": DEVICE_TYPES.optional_names(dtyp),
-                "product_code": ident("product_code", pa.int32()),
-                "revision": ident("revision", pa.string()),
-                "serial_number": ident("serial_number", pa.string()),
-                "product_name": ident("product_name", pa.string()),
-                "device_status": ident("device_status", pa.int32()),
-                "state": null_negative(st, np.int16),
-                "state_name": state_names,
-                "socket_address": ident("socket_address", pa.string()),
                 **pairing,
             }
         )
@@ -2061,15 +2018,35 @@ class EnipDissector(Dissector):
         return k
 
 
-def _scattered_names(at: np.ndarray, names: list[str | None]) -> pa.Array:
-    """Row ``i`` named ``names[at[i]]`` (null where ``at`` is -1 or the name None), as a
-    dictionary column: the few names of ListIdentity answers, without a take per column."""
-    distinct = list(dict.fromkeys(v for v in names if v is not None))
-    pos = {v: i for i, v in enumerate(distinct)}
-    codes = np.array([pos[v] if v is not None else -1 for v in names] + [-1], np.int64)
-    return pa.DictionaryArray.from_arrays(
-        null_negative(codes[at], np.int32), pa.array(distinct, pa.string())
-    )
+def _identity_columns(n: int, found: list[tuple[int, dict[str, Any]]]) -> dict[str, pa.Array]:
+    """The ListIdentity columns of ``n`` rows, null but at the ``found`` answers (row,
+    decoded item; rows ascending): a few rows per batch, so built around them."""
+    rows = np.array([k for k, _ in found], np.int64)
+
+    def ints(key: str, dtype: Any) -> pa.Array:
+        have = [(k, info[key]) for k, info in found if info[key] is not None]
+        at = np.array([k for k, _ in have], np.int64)
+        return sparse_column(n, at, np.array([v for _, v in have], np.int64), dtype)
+
+    vendor = {k: VENDORS.get(info["vendor_id"], f"vendor_{info['vendor_id']}") for k, info in found}
+    state = {
+        k: STATES.get(info["state"], f"state_{info['state']}")
+        for k, info in found
+        if info["state"] is not None
+    }
+    types = np.array([info["device_type"] for _, info in found], np.int64)
+    texts = ("revision", "serial_number", "product_name", "socket_address")
+    return {
+        "vendor_id": ints("vendor_id", np.int32),
+        "vendor_name": sparse.dictionary(n, vendor),
+        "device_type": ints("device_type", np.int32),
+        "device_type_name": sparse.spread_dictionary(n, rows, DEVICE_TYPES.optional_names(types)),
+        "product_code": ints("product_code", np.int32),
+        **sparse.strings(n, {key: {k: info[key] for k, info in found} for key in texts}),
+        "device_status": ints("device_status", np.int32),
+        "state": ints("state", np.int16),
+        "state_name": sparse.dictionary(n, state),
+    }
 
 
 def _context(ctxv: np.ndarray, missing: np.ndarray) -> pa.Array:

@@ -44,6 +44,7 @@ from otsight import events as E
 from otsight._jit import njit
 from otsight.capture import _track as T
 from otsight.capture import framing
+from otsight.dissect import sparse
 from otsight.dissect.base import (
     ChunkContext,
     Dissector,
@@ -1140,103 +1141,7 @@ def _per_row(per_key, inv, dst, bits, nulls):
         nulls[c] = count
 
 
-@njit(cache=True, nogil=True, _nrt=False)
-def _spread(keys, lengths, present, bounds, offsets, bits):
-    """Offsets and validity of columns that have values at a few rows only: column ``c`` at
-    rows ``keys[bounds[c]:bounds[c + 1]]`` (ascending), of ``lengths`` (null where not
-    ``present``)."""
-    n = offsets.shape[1] - 1
-    for c in range(bounds.shape[0] - 1):
-        for i in range(bits.shape[1]):
-            bits[c, i] = 0
-        total = 0
-        j = 0
-        for k in range(bounds[c], bounds[c + 1]):
-            r = keys[k]
-            while j <= r:
-                offsets[c, j] = total
-                j += 1
-            total += lengths[k]
-            if present[k]:
-                bits[c, r >> 3] |= np.uint8(1 << (r & 7))
-        while j <= n:
-            offsets[c, j] = total
-            j += 1
-
-
 # ---- helpers ------------------------------------------------------------------------------
-def _sparse_buffers(n: int, keys: list[int], lengths: list[int], present: list[bool], bounds):
-    """Offsets and validity buffers of columns of ``n`` rows with values at a few rows only
-    (column ``c``: ``keys[bounds[c]:bounds[c + 1]]``), made by one kernel call for all."""
-    m = len(bounds) - 1
-    offsets = np.empty((m, n + 1), np.int32)
-    bits = np.empty((m, (n + 7) >> 3), np.uint8)
-    _spread(
-        np.array(keys, np.int64),
-        np.array(lengths, np.int64),
-        np.array(present, np.bool_),
-        np.array(bounds, np.int64),
-        offsets,
-        bits,
-    )
-    return [(pa.py_buffer(offsets[c]), pa.py_buffer(bits[c])) for c in range(m)]
-
-
-def _sparse_lists(n: int, rows: dict[int, list[str]]) -> pa.Array:
-    """A list<string> column that is null except at a few rows (from buffers: no take)."""
-    if not rows:
-        return pa.nulls(n, pa.list_(pa.string()))
-    keys = sorted(rows)
-    lists = [rows[k] for k in keys]
-    [(offsets, validity)] = _sparse_buffers(
-        n, keys, [len(v) for v in lists], [True] * len(keys), [0, len(keys)]
-    )
-    values = pa.array([s for v in lists for s in v], pa.string())
-    return pa.Array.from_buffers(pa.list_(pa.string()), n, [validity, offsets], children=[values])
-
-
-def _sparse_strings(n: int, columns: dict[str, dict[int, str | None]]) -> dict[str, pa.Array]:
-    """String columns that are null except at a few rows (from buffers: no take)."""
-    res = {name: pa.nulls(n, pa.string()) for name, rows in columns.items() if not rows}
-    filled = [name for name, rows in columns.items() if rows]
-    if not filled:
-        return res
-    keys: list[int] = []
-    texts: list[str | None] = []
-    bounds = [0]
-    for name in filled:
-        rows = columns[name]
-        for k in sorted(rows):
-            keys.append(k)
-            texts.append(rows[k])
-        bounds.append(len(keys))
-    data = [b"" if t is None else t.encode() for t in texts]
-    buffers = _sparse_buffers(
-        n, keys, [len(d) for d in data], [t is not None for t in texts], bounds
-    )
-    for c, name in enumerate(filled):
-        offsets, validity = buffers[c]
-        raw = pa.py_buffer(b"".join(data[bounds[c] : bounds[c + 1]]))
-        res[name] = pa.StringArray.from_buffers(n, offsets, raw, validity)
-    return res
-
-
-def _sparse_dictionary(n: int, rows: dict[int, str]) -> pa.DictionaryArray:
-    """A dictionary-encoded string column that is null except at a few rows (encoding the
-    few values, not a column of nulls)."""
-    if not rows:
-        return pa.nulls(n, _STR)
-    keys = sorted(rows)
-    codes: dict[str, int] = {}
-    indices = np.zeros(n, np.int32)
-    indices[keys] = [codes.setdefault(rows[k], len(codes)) for k in keys]
-    valid = np.zeros(n, np.bool_)
-    valid[keys] = True
-    return pa.DictionaryArray.from_arrays(
-        pa.array(indices, mask=~valid), pa.array(list(codes), pa.string())
-    )
-
-
 def _strings(values: Sequence[str | None]) -> pa.Array:
     return pa.array(values, type=pa.string()).dictionary_encode()
 
@@ -1579,9 +1484,9 @@ class S7commDissector(Dissector):
                 "func_name": FUNCTIONS.optional_names(out[FUNC]),
                 "category": category,
                 "techniques": techniques,
-                "blocks": _sparse_lists(n, rich["blocks"]),
-                "pi_service": _sparse_dictionary(n, rich["pi_service"]),
-                "pi_service_name": _sparse_dictionary(n, rich["pi_service_name"]),
+                "blocks": sparse.string_lists(n, rich["blocks"]),
+                "pi_service": sparse.dictionary(n, rich["pi_service"]),
+                "pi_service_name": sparse.dictionary(n, rich["pi_service_name"]),
                 "ud_type_name": USERDATA_TYPES.optional_names(out[UD_TYPE]),
                 "ud_group_name": USERDATA_GROUPS.optional_names(out[UD_GROUP]),
                 "ud_subfunc_name": USERDATA_SUBFUNCS.optional_names(out[UD_CODE]),
@@ -1602,7 +1507,7 @@ class S7commDissector(Dissector):
             "serial_number",
             "module_type",
         )
-        batch.update(_sparse_strings(n, {k: rich[k] for k in texts}))
+        batch.update(sparse.strings(n, {k: rich[k] for k in texts}))
         batch.update(self._tsap_columns(flow))
         batch.update(paired_columns(paired, g[G_TS]))
         bad = np.flatnonzero(out[STATUS] != OK)
