@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from otsight.dissect.matching import NS_PER_S, RequestMatcher
+from otsight.dissect.matching import NS_PER_S, RequestMatcher, _hash
 
 
 def _traffic(seed: int, n: int):
@@ -100,3 +100,30 @@ def test_a_reused_table_forgets_the_earlier_chunks_answered_requests():
         stale += sum(1 for i, key in enumerate(keys) if want[a + i] < 0 and key in earlier)
     assert len(m._tables) == 1  # every chunk used the same table
     assert stale > 100
+
+
+def _same_hash(a: int, b: int, a2: int) -> int:
+    """The second key ``b2`` such that (a2, b2) and (a, b) have the same table hash: the
+    hash mixes ``a * C1 ^ b * C2``, and C2 is odd, so b2 solves that for a2."""
+    c1, c2, m = 0x9E3779B97F4A7C15, 0xBF58476D1CE4E5B9, (1 << 64) - 1
+    x = ((a * c1) & m) ^ ((b * c2) & m) ^ ((a2 * c1) & m)
+    b2 = (x * pow(c2, -1, 1 << 64)) & m
+    return b2 - (1 << 64) if b2 >= 1 << 63 else b2
+
+
+def test_keys_of_the_same_hash_stay_apart():
+    """A slot keeps the key's hash, not the key: a response whose key only shares the hash
+    with a waiting request is not paired with it, and each of the two keys finds its own."""
+    a, b = 3, 1234
+    a2 = 4
+    b2 = _same_hash(a, b, a2)
+    assert b2 != b and _hash(np.int64(a), np.int64(b)) == _hash(np.int64(a2), np.int64(b2))
+    k1 = np.array([a, a2, a2, a, a2], np.int64)
+    k2 = np.array([b, b2, b2, b, b2], np.int64)
+    # request (a, b); response (a2, b2) with no request of its own; request (a2, b2);
+    # the two responses
+    is_req = np.array([True, False, True, False, False])
+    frame = np.arange(1, 6, dtype=np.int64)
+    p = RequestMatcher(width=1).pair(k1, k2, is_req, frame, frame, np.zeros((5, 1), np.int64))
+    assert p.matched.tolist() == [False, False, False, True, True]
+    assert p.src[3] == 0 and p.src[4] == 2

@@ -26,10 +26,17 @@ PREFETCH_AHEAD = 16
 
 
 @njit(cache=True, inline="always")
-def _slot(a, b, mask):
+def _hash(a, b):
     h = (a * np.int64(-7046029254386353131)) ^ (b * np.int64(-4658895280553007687))
-    h ^= h >> np.int64(29)
-    return h & mask
+    return h ^ (h >> np.int64(29))
+
+
+@njit(cache=True, inline="always")
+def _is_key(q, a, b, c, k1c, k2c, k1, k2):
+    """Whether row ``q`` (the ``c`` carried requests, then this call's rows) has key (a, b)."""
+    if q < c:
+        return k1c[q] == a and k2c[q] == b
+    return k1[q - c] == a and k2[q - c] == b
 
 
 @njit(cache=True, nogil=True, _nrt=False)
@@ -40,49 +47,56 @@ def _pair(k1c, k2c, k1, k2, is_req, src, matched, tab, gen, keep):
     requests that are the last row of their key (unanswered, to carry over) go to ``keep``,
     in table order; returns how many.
 
-    Only requests enter the table ``tab`` (4 × a power of two at least twice the requests,
-    from the caller: the kernel allocates nothing, so it runs without reference counting),
-    and a slot keeps key, latest request and state side by side: one cache line per probe.
+    Only requests enter the table ``tab`` (2 × a power of two at least twice the requests,
+    from the caller: the kernel allocates nothing, so it runs without reference counting).
+    A slot is 16 bytes, four to a cache line: the key's hash, then the state and the latest
+    request's row in one word. A hash that matches is confirmed on that row's own keys
+    (read from the row arrays, which the cache mostly still holds: requests are answered
+    soon after). Between chunks the table has left the cache, so its size is what each
+    probe pays for: measured on a chunk of CIP messages, 4.6 ms here against 6.6 ms with
+    32-byte slots holding both keys.
 
     The table is reused from call to call without clearing it (a pass over megabytes that
     was a quarter of the kernel's time): a slot's state says which call ``gen`` (≥ 1,
     rising) wrote it, and a slot of an earlier call counts as empty."""
     c = k1c.shape[0]
     n = k1.shape[0]
-    size = tab.shape[0] // 4
+    size = tab.shape[0] // 2
     mask = size - 1
-    # slot: key 1, key 2, latest request row, state (4 × gen + 1 unanswered, + 2 answered;
-    # anything lower: empty)
+    # state (high 32 bits of a slot's second word): 4 × gen + 1 unanswered, + 2 answered;
+    # anything lower: empty. Row: the low 32 bits.
     unanswered = 4 * gen + 1
     answered = 4 * gen + 2
+    low = np.int64(0xFFFFFFFF)
     for r in range(c + n):
         ahead = r + PREFETCH_AHEAD
         if ahead < c:
-            prefetch(tab, 4 * _slot(k1c[ahead], k2c[ahead], mask))
+            prefetch(tab, 2 * (_hash(k1c[ahead], k2c[ahead]) & mask))
         elif ahead < c + n:
-            prefetch(tab, 4 * _slot(k1[ahead - c], k2[ahead - c], mask))
+            prefetch(tab, 2 * (_hash(k1[ahead - c], k2[ahead - c]) & mask))
         i = r - c
         if i < 0:
             a, b, req = k1c[r], k2c[r], True
         else:
             a, b, req = k1[i], k2[i], is_req[i]
             matched[i] = False
-        s = _slot(a, b, mask)
-        while tab[4 * s + 3] >= unanswered and (tab[4 * s] != a or tab[4 * s + 1] != b):
+        h = _hash(a, b)
+        s = h & mask
+        while (tab[2 * s + 1] >> 32) >= unanswered and not (
+            tab[2 * s] == h and _is_key(tab[2 * s + 1] & low, a, b, c, k1c, k2c, k1, k2)
+        ):
             s = (s + 1) & mask
         if req:
-            tab[4 * s] = a
-            tab[4 * s + 1] = b
-            tab[4 * s + 2] = r
-            tab[4 * s + 3] = unanswered
-        elif tab[4 * s + 3] >= unanswered:
+            tab[2 * s] = h
+            tab[2 * s + 1] = (np.int64(unanswered) << 32) | r
+        elif (tab[2 * s + 1] >> 32) >= unanswered:
             matched[i] = True
-            src[i] = tab[4 * s + 2]
-            tab[4 * s + 3] = answered
+            src[i] = tab[2 * s + 1] & low
+            tab[2 * s + 1] = (np.int64(answered) << 32) | src[i]
     count = 0
     for s in range(size):
-        if tab[4 * s + 3] == unanswered:
-            keep[count] = tab[4 * s + 2]
+        if (tab[2 * s + 1] >> 32) == unanswered:
+            keep[count] = tab[2 * s + 1] & low
             count += 1
     return count
 
@@ -183,8 +197,8 @@ class RequestMatcher:
         Kept per size (chunks differ in how many requests they hold), so memory stays
         below twice the largest table; outside the heap, as it outlives the chunk."""
         entry = self._tables.get(size)
-        if entry is None:  # (the state word, 4 × generation + 2, cannot overflow in practice)
-            entry = self._tables[size] = [zeroed(4 * size, np.int64), 0]
+        if entry is None:  # (the state, 4 × generation + 2 in 31 bits, lasts 500 M calls)
+            entry = self._tables[size] = [zeroed(2 * size, np.int64), 0]
         entry[1] += 1
         return entry[0], entry[1]
 
