@@ -14,7 +14,7 @@ from otsight.capture import _track as T
 from otsight.capture import framing
 from otsight.capture._text import two_ints_text
 from otsight.capture.addresses import constant_string, ip_array, mac_array, names_array
-from otsight.capture.lldp import parse_lldp
+from otsight.capture.lldp import parse_lldp_cached
 from otsight.capture.pdu_columns import pdu_columns
 from otsight.dissect import _l2l4 as L
 from otsight.dissect.routing import ETHERTYPE_PROTOCOLS
@@ -280,38 +280,40 @@ def lldp_batch(
 ) -> tuple[pa.RecordBatch, list[tuple[int, str]]]:
     """LLDP frames ``idx`` (ethertype 0x88CC) decoded in Python (rare). Returns the batch and
     (index, reason) problems."""
-    rows: dict[str, list] = {f.name: [] for f in E.LLDP}
     problems: list[tuple[int, str]] = []
-    for i in idx:
-        start = int(cols[i, L.L3_OFF])
-        end = int(chunk.offset[i] + chunk.caplen[i])
-        info, problem = parse_lldp(bytes(chunk.buf[start:end]))
+    infos: list[dict] = []
+    starts = cols[idx, L.L3_OFF].tolist()
+    ends = (chunk.offset[idx] + chunk.caplen[idx]).tolist()
+    for i, start, end in zip(idx.tolist(), starts, ends, strict=True):
+        info, problem = parse_lldp_cached(bytes(chunk.buf[start:end]))
         if problem:
-            problems.append((int(i), problem))
-        rows["capture"].append(capture)
-        rows["frame"].append(int(chunk.first_frame + i))
-        rows["ts"].append(int(chunk.ts[i]))
-        rows["src_mac"].append(int(cols[i, L.ETH_SRC]))
-        v = int(cols[i, L.VLAN1])
-        rows["vlan"].append(v if v >= 0 else None)
-        for key in (
-            "chassis_id",
-            "chassis_id_subtype",
-            "port_id",
-            "port_id_subtype",
-            "ttl",
-            "port_description",
-            "system_name",
-            "system_description",
-            "management_address",
-        ):
-            rows[key].append(info.get(key))
-    n = len(idx)
-    batch = dict(rows)
-    batch["capture"] = constant_string(capture, n)
-    batch["ts"] = _ts(np.array(rows["ts"], dtype=np.int64))
-    batch["src_mac"] = mac_array(np.array(rows["src_mac"], dtype=np.int64))
+            problems.append((i, problem))
+        infos.append(info)
+    n = idx.shape[0]
+    vlan = cols[idx, L.VLAN1]
+    batch = {
+        "capture": constant_string(capture, n),
+        "frame": pa.array(chunk.first_frame + idx),
+        "ts": _ts(chunk.ts[idx]),
+        "src_mac": mac_array(cols[idx, L.ETH_SRC].astype(np.int64)),
+        "vlan": pa.array(vlan.astype(np.int32), mask=vlan < 0),
+    }
+    for key in _LLDP_FIELDS:
+        batch[key] = pa.array([info.get(key) for info in infos], E.LLDP.field(key).type)
     return pa.RecordBatch.from_pydict(batch, schema=E.LLDP), problems
+
+
+_LLDP_FIELDS = (
+    "chassis_id",
+    "chassis_id_subtype",
+    "port_id",
+    "port_id_subtype",
+    "ttl",
+    "port_description",
+    "system_name",
+    "system_description",
+    "management_address",
+)
 
 
 def l2_frames_batch(

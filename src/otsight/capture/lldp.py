@@ -6,6 +6,7 @@ bytes, called with the offsets the L2 kernel found.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 from typing import Any
 
@@ -72,3 +73,10 @@ def parse_lldp(data: bytes) -> tuple[dict[str, Any], str | None]:
     if "chassis_id" not in out:
         return out, "lldp frame without a chassis id TLV"
     return out, None
+
+
+@functools.lru_cache(maxsize=4096)
+def parse_lldp_cached(data: bytes) -> tuple[dict[str, Any], str | None]:
+    """:func:`parse_lldp`, remembered: a device sends the same LLDPDU every 30 seconds or
+    so, for as long as it runs. The fields returned are shared, not to be changed."""
+    return parse_lldp(data)
