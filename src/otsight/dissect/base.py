@@ -565,16 +565,18 @@ def null_negative_rows(out: np.ndarray, cols, dtype) -> dict[str, pa.Array]:
     }
 
 
-@njit(cache=True, nogil=True)
-def _category_techniques(midx, cat_lut, t_len, t_start, t_flat, cat, bits, offsets):
-    """Category index (with validity ``bits``) and technique list (``offsets`` and the
-    returned values) of each meaning in ``midx`` (-1: none). Returns (null count, values)."""
+@njit(cache=True, nogil=True, _nrt=False)
+def _category_techniques(midx, cat_lut, t_len, t_start, t_flat, cat, bits, offsets, values):
+    """Category index (with validity ``bits``) and technique list (``offsets`` into
+    ``values``, sized for the longest list on every row) of each meaning in ``midx`` (-1:
+    none), in one pass. Returns the null count."""
     n = midx.shape[0]
     none = cat_lut.shape[0] - 1
     nulls = 0
     offsets[0] = 0
     for i in range(bits.shape[0]):
         bits[i] = 0
+    at = 0
     for j in range(n):
         mi = midx[j] if midx[j] >= 0 else none
         c = cat_lut[mi]
@@ -584,15 +586,12 @@ def _category_techniques(midx, cat_lut, t_len, t_start, t_flat, cat, bits, offse
         else:
             cat[j] = 0
             nulls += 1
-        offsets[j + 1] = offsets[j] + t_len[mi]
-    values = np.empty(offsets[n], np.int32)
-    for j in range(n):
-        mi = midx[j] if midx[j] >= 0 else none
-        s = offsets[j]
         t0 = t_start[mi]
         for k in range(t_len[mi]):
-            values[s + k] = t_flat[t0 + k]
-    return nulls, values
+            values[at + k] = t_flat[t0 + k]
+        at += t_len[mi]
+        offsets[j + 1] = at
+    return nulls
 
 
 class MeaningColumns:
@@ -609,6 +608,7 @@ class MeaningColumns:
         self.t_start = np.zeros(self.t_len.shape[0] + 1, np.int64)
         np.cumsum(self.t_len, out=self.t_start[1:])
         self.t_flat = np.array([t_of[t] for m in items for t in m.techniques], np.int32)
+        self.longest = int(self.t_len.max())
         self.category_names = pa.array(cats, pa.string())
         self.technique_names = pa.array(techs, pa.string())
 
@@ -617,9 +617,11 @@ class MeaningColumns:
         cat = np.empty(n, np.int32)
         bits = np.empty((n + 7) >> 3, np.uint8)
         offsets = np.empty(n + 1, np.int32)
-        nulls, values = _category_techniques(
-            midx, self.cat_lut, self.t_len, self.t_start, self.t_flat, cat, bits, offsets
+        values = np.empty(n * self.longest, np.int32)
+        nulls = _category_techniques(
+            midx, self.cat_lut, self.t_len, self.t_start, self.t_flat, cat, bits, offsets, values
         )
+        values = values[: offsets[n]]
         indices = pa.Array.from_buffers(
             pa.int32(), n, [pa.py_buffer(bits) if nulls else None, pa.py_buffer(cat)], nulls
         )

@@ -1439,7 +1439,7 @@ def _dict_array(idx: np.ndarray, names: list[str], mask: np.ndarray | None = Non
 
 @njit(cache=True, nogil=True, _nrt=False)
 def _cip_meanings(
-    svc, cls, logix, pkey, pfnc, luts, bc_cls, bc_svc, bc_mid, pc_key, pc_mid,
+    svc, cls, logix, pkey, pfnc, luts, class_row, by_class, pc_key, pc_mid,
     name_lut, pccc_name, unknown_lut, idx, name_idx, pname,
 ):  # fmt: skip
     """Per CIP row, in one pass: the meaning index ``idx`` (-1: unknown), class-scoped; the
@@ -1462,9 +1462,10 @@ def _cip_meanings(
         else:
             sc = -1
         m = luts[sc, s] if sc >= 0 else -1
-        for k in range(bc_cls.shape[0]):  # a handful of class-specific services
-            if c == bc_cls[k] and s == bc_svc[k]:
-                m = bc_mid[k]
+        if 0 <= c < class_row.shape[0] and class_row[c] >= 0:  # a class's own services
+            mc = by_class[class_row[c], s]
+            if mc >= 0:
+                m = mc
         pk = pkey[i]
         if pk >= 0:  # PCCC command (+ function): rare
             for k in range(pc_key.shape[0]):
@@ -1563,10 +1564,13 @@ class _MeaningColumns:
         self.unknown_lut = np.full(256, -1, np.int32)  # [generic | class-specific] × service
         self.name_values: pa.Array | None = None
         self.category_techniques = MeaningColumns(items)
-        self.bc = [
-            np.array(v, np.int64)
-            for v in zip(*[(c, s, mid) for (c, s), mid in _M.by_class.items()], strict=True)
-        ]
+        # (class, service) → meaning as a table per class: a row's look-up is two reads
+        classes = sorted({c for c, _ in _M.by_class})
+        self.class_row = np.full(max(classes) + 1, -1, np.int64)
+        self.class_row[classes] = np.arange(len(classes))
+        self.by_class = np.full((len(classes), 128), -1, np.int64)
+        for (c, s), mid in _M.by_class.items():
+            self.by_class[self.class_row[c], s] = mid
         self.pc = [np.array(list(_M.pccc), np.int64), np.array(list(_M.pccc.values()), np.int64)]
 
     def columns(self, svc, cls, logix, pkey, pfnc):
@@ -1576,8 +1580,8 @@ class _MeaningColumns:
         idx, pname = np.empty(n, np.int64), np.empty(n, np.int64)
         name_idx = np.empty(n, np.int32)
         _cip_meanings(
-            svc, cls, logix, pkey, pfnc, _M.luts, *self.bc, *self.pc, self.name_lut,
-            self.pccc_name, self.unknown_lut, idx, name_idx, pname,
+            svc, cls, logix, pkey, pfnc, _M.luts, self.class_row, self.by_class, *self.pc,
+            self.name_lut, self.pccc_name, self.unknown_lut, idx, name_idx, pname,
         )  # fmt: skip
         if (name_idx < 0).any():  # services never seen before: named here, once
             for i in np.flatnonzero(name_idx < 0).tolist():
