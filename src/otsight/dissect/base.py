@@ -458,9 +458,70 @@ def take_envelope(
 ) -> dict[str, pa.Array]:
     """The envelope restricted to some of its rows; ``known`` columns, which the caller
     already has for those rows, are used as they are instead of being taken."""
+    rows = np.asarray(rows, np.int64)
+    known = dict(known or {})
+    known.update(_gathered(envelope, rows, known))
     ix = pa.array(rows)
-    known = known or {}
     return {k: known[k] if k in known else _take(v, ix) for k, v in envelope.items()}
+
+
+_GATHERED = ("src_ip", "dst_ip", "src_port", "dst_port", "is_orig")
+
+
+@njit(cache=True, nogil=True, _nrt=False)
+def _gather_envelope(rows, src, dst, sport, dport, orig, orig_at, o_src, o_dst, o_sport, o_dport,
+                     o_orig):  # fmt: skip
+    """Row ``rows[i]`` of the address indices, ports and direction bit (Arrow bitmap
+    ``orig`` from bit ``orig_at``) into row ``i`` of the outputs, in one pass."""
+    for b in range(o_orig.shape[0]):
+        o_orig[b] = 0
+    for i in range(rows.shape[0]):
+        r = rows[i]
+        o_src[i] = src[r]
+        o_dst[i] = dst[r]
+        o_sport[i] = sport[r]
+        o_dport[i] = dport[r]
+        q = r + orig_at
+        o_orig[i >> 3] |= np.uint8(((orig[q >> 3] >> (q & 7)) & 1) << (i & 7))
+
+
+def _gathered(envelope: dict[str, pa.Array], rows: np.ndarray, known) -> dict[str, pa.Array]:
+    """The address, port and direction columns of an envelope of framed PDUs (no nulls:
+    every PDU has them) taken in one kernel pass, about twice as fast as five Arrow takes
+    (each checks every index first); {} when the envelope is not of that shape."""
+    cols = [envelope.get(k) for k in _GATHERED]
+    if (
+        rows.shape[0] < 1024
+        or any(k in known for k in _GATHERED)
+        or any(c is None or c.null_count for c in cols)
+    ):
+        return {}
+    src, dst, sport, dport, orig = cols
+    if not (
+        isinstance(src, pa.DictionaryArray)
+        and isinstance(dst, pa.DictionaryArray)
+        and src.type.index_type == dst.type.index_type == pa.int32()
+        and sport.type == dport.type == pa.int32()
+        and orig.type == pa.bool_()
+    ):
+        return {}
+    if rows.min() < 0 or rows.max() >= len(src):  # Arrow's take says what is wrong
+        return {}
+    n = rows.shape[0]
+    o_src, o_dst, o_sport, o_dport = (np.empty(n, np.int32) for _ in range(4))
+    o_orig = np.empty((n + 7) >> 3, np.uint8)
+    bits = np.frombuffer(orig.buffers()[1], np.uint8)
+    _gather_envelope(
+        rows, src.indices.to_numpy(), dst.indices.to_numpy(), sport.to_numpy(),
+        dport.to_numpy(), bits, orig.offset, o_src, o_dst, o_sport, o_dport, o_orig,
+    )  # fmt: skip
+    return {
+        "src_ip": pa.DictionaryArray.from_arrays(pa.array(o_src), src.dictionary, safe=False),
+        "dst_ip": pa.DictionaryArray.from_arrays(pa.array(o_dst), dst.dictionary, safe=False),
+        "src_port": pa.array(o_sport),
+        "dst_port": pa.array(o_dport),
+        "is_orig": pa.Array.from_buffers(pa.bool_(), n, [None, pa.py_buffer(o_orig)]),
+    }
 
 
 def _take(column: pa.Array, ix: pa.Array) -> pa.Array:
