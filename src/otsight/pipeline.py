@@ -19,6 +19,7 @@ from otsight.capture.flows import FlowTable, TrackResult
 from otsight.capture.linktypes import is_decoded, linktype_name
 from otsight.capture.packet_scan import scan_packets
 from otsight.capture.pcap import CaptureReader
+from otsight.capture.pdu_columns import pdu_columns
 from otsight.dissect import _l2l4 as L
 from otsight.dissect.base import ChunkContext, Dissector
 
@@ -67,7 +68,7 @@ class CapturePipeline:
                 chunk.buf, chunk.offset, chunk.caplen, chunk.linktype, chunk.wirelen
             )
             res = self.flows.process(chunk, cols, addrs)
-            pdus = self._pdus(res)
+            pdus, pdu_cols = self._pdus(res)
             yield from self._tracked(res, pdus)
             scan = scan_packets(cols)  # one pass over the rows
             yield from self._packets(chunk, cols, addrs, res, scan)
@@ -78,6 +79,7 @@ class CapturePipeline:
                 addrs,
                 res,
                 pdu_table=pdus,
+                pdu_cols=pdu_cols,
                 ethertypes=scan[0],
                 udp_packets=(scan[4], scan[5]),
             )
@@ -89,13 +91,19 @@ class CapturePipeline:
                 self.on_progress(self.reader.packets)
             # dropped before the next chunk is read, not when its arrays replace these: two
             # chunks' arrays live at once would raise the peak the heap has to grow to
-            del chunk, cols, addrs, res, pdus, scan, ctx
+            del chunk, cols, addrs, res, pdus, pdu_cols, scan, ctx
         # Flows still open end now; PDUs they held back (out-of-order data) come out here.
         res = self.flows.finish()
-        pdus = self._pdus(res)
+        pdus, pdu_cols = self._pdus(res)
         yield from self._tracked(res, pdus)
         ctx = ChunkContext(
-            self.label, _NoPackets(res.arena), _EMPTY_COLS, _EMPTY_ADDRS, res, pdu_table=pdus
+            self.label,
+            _NoPackets(res.arena),
+            _EMPTY_COLS,
+            _EMPTY_ADDRS,
+            res,
+            pdu_table=pdus,
+            pdu_cols=pdu_cols,
         )
         yield from self._dissect(ctx)
         if self.on_chunk is not None:
@@ -103,12 +111,14 @@ class CapturePipeline:
         for d in self.dissectors:
             yield from self._guarded(d, lambda d=d: d.finish(self.label))
 
-    def _pdus(self, res: TrackResult) -> pa.RecordBatch | None:
-        """The chunk's ``pdus`` table, when asked for; the dissectors read its protocol
-        and address columns instead of working them out again."""
+    def _pdus(self, res: TrackResult) -> tuple[pa.RecordBatch | None, dict | None]:
+        """The chunk's ``pdus`` table and the columns it was made of, when asked for; the
+        dissectors read its protocol and address columns, and their PDUs' fields from the
+        columns, instead of working them out again."""
         if res.pdus.shape[0] and "pdus" in self.tables:
-            return B.pdus_batch(res.pdus, self.label)
-        return None
+            cols = pdu_columns(res.pdus)
+            return B.pdus_batch(res.pdus, self.label, cols), cols
+        return None, None
 
     def _tracked(
         self, res: TrackResult, pdus: pa.RecordBatch | None

@@ -33,3 +33,23 @@ def test_scan_packets_matches_column_reads():
     assert np.array_equal(udp, np.flatnonzero(is_udp))
     assert np.array_equal(udp_len, cols[is_udp, L.PAY_LEN])
     assert all(x.shape == (0,) for x in scan_packets(cols[:0]))
+
+
+def test_pdu_fields_gathered_from_the_chunk_columns_match_the_matrix_rows():
+    """Dissectors read their PDUs' fields from the columns the ``pdus`` table was made of;
+    they must be those of the matrix rows, field by field and type by type."""
+    from otsight.capture import _track as T
+    from otsight.capture.pdu_columns import gather_pdu_columns, pdu_columns
+
+    rng = np.random.default_rng(2)
+    P = rng.integers(0, 1 << 40, (5000, T.NPC)).astype(np.int64)
+    P[:, T.P_SPORT] &= 0xFFFF
+    P[:, T.P_DPORT] &= 0xFFFF
+    P[:, T.P_FRAMER] &= 7
+    P[:, T.P_ORIG] &= 1
+    idx = np.flatnonzero(P[:, T.P_FRAMER] == 3)
+    want = pdu_columns(P, idx, addresses=False)
+    got = gather_pdu_columns(pdu_columns(P), idx)
+    assert set(got) == set(want)
+    for k, v in want.items():
+        assert got[k].dtype == v.dtype and np.array_equal(got[k], v), k

@@ -131,9 +131,13 @@ def flows_batch(F: np.ndarray, K: np.ndarray, capture: str) -> pa.RecordBatch:
     return pa.RecordBatch.from_pydict(cols, schema=E.FLOWS)
 
 
-def pdus_batch(P: np.ndarray, capture: str) -> pa.RecordBatch:
+def pdus_batch(
+    P: np.ndarray, capture: str, c: dict[str, np.ndarray] | None = None
+) -> pa.RecordBatch:
+    """The ``pdus`` table of the PDU matrix ``P``; ``c``: its :func:`pdu_columns`, when
+    the caller has them."""
     n = P.shape[0]
-    c = pdu_columns(P)
+    c = pdu_columns(P) if c is None else c
     cols = {
         "capture": constant_string(capture, n),
         "frame": pa.array(c["frame"]),

@@ -88,3 +88,39 @@ def pdu_columns(
     if addresses:
         out["src_hi"], out["src_lo"], out["dst_hi"], out["dst_lo"] = ips
     return out
+
+
+@njit(cache=True, nogil=True, _nrt=False)
+def _gather(idx, frame, first_frame, ts, flow, off, in_arena, length, sport, dport, framer, orig,
+            o_frame, o_first_frame, o_ts, o_flow, o_off, o_in_arena, o_length, o_sport, o_dport,
+            o_framer, o_orig):  # fmt: skip
+    for k in range(idx.shape[0]):
+        i = idx[k]
+        o_frame[k] = frame[i]
+        o_first_frame[k] = first_frame[i]
+        o_ts[k] = ts[i]
+        o_flow[k] = flow[i]
+        o_off[k] = off[i]
+        o_in_arena[k] = in_arena[i]
+        o_length[k] = length[i]
+        o_sport[k] = sport[i]
+        o_dport[k] = dport[i]
+        o_framer[k] = framer[i]
+        o_orig[k] = orig[i]
+
+
+def gather_pdu_columns(columns: dict[str, np.ndarray], idx: np.ndarray) -> dict[str, np.ndarray]:
+    """Rows ``idx`` of columns made by :func:`pdu_columns` (without the addresses): the
+    same fields as ``pdu_columns(P, idx, addresses=False)``, read from the chunk's columns
+    (about 70 bytes a row, in order) instead of the matrix rows (144 bytes, two or three
+    cache lines each)."""
+    idx = np.asarray(idx, np.int64)
+    out = {k: np.empty(idx.shape[0], columns[k].dtype) for k in _FIELDS}
+    _gather(idx, *(columns[k] for k in _FIELDS), *(out[k] for k in _FIELDS))
+    return out
+
+
+_FIELDS = (
+    "frame", "first_frame", "ts", "flow", "off", "in_arena", "length", "sport", "dport",
+    "framer", "orig",
+)  # fmt: skip

@@ -30,7 +30,7 @@ from otsight.attack import check_ids
 from otsight.capture import _track as T
 from otsight.capture.addresses import constant_string, ip_array
 from otsight.capture.packet_scan import scan_packets
-from otsight.capture.pdu_columns import pdu_columns
+from otsight.capture.pdu_columns import gather_pdu_columns, pdu_columns
 from otsight.dissect import _l2l4 as L
 from otsight.dissect.matching import Pairing
 
@@ -231,6 +231,8 @@ class ChunkContext:
     # the chunk's ``pdus`` table (one row per framed PDU, in ``track.pdus`` order) when the
     # run makes it: its framer and address columns are reused rather than computed again
     pdu_table: pa.RecordBatch | None = None
+    # the columns (``pdu_columns``) the ``pdus`` table was made of, with it
+    pdu_cols: dict[str, np.ndarray] | None = None
     ethertypes: np.ndarray | None = None  # the ethertype column, when the caller has it
     # rows of UDP-over-IP packets and their payload lengths, when the caller has them
     udp_packets: tuple[np.ndarray, np.ndarray] | None = None
@@ -259,7 +261,10 @@ class ChunkContext:
         if memo is not None and memo[0] is idx:
             return memo[1]
         # With the pdus table at hand the addresses are taken from its columns instead.
-        fields = pdu_columns(self.track.pdus, idx, addresses=self.pdu_table is None)
+        if self.pdu_cols is not None and self.pdu_table is not None:
+            fields = gather_pdu_columns(self.pdu_cols, idx)
+        else:
+            fields = pdu_columns(self.track.pdus, idx, addresses=self.pdu_table is None)
         self._memo["pdu_fields"] = (idx, fields)
         return fields
 
