@@ -17,7 +17,6 @@ import pyarrow as pa
 from otsight.capture import batches as B
 from otsight.capture.flows import FlowTable, TrackResult
 from otsight.capture.linktypes import is_decoded, linktype_name
-from otsight.capture.packet_scan import scan_packets
 from otsight.capture.pcap import CaptureReader
 from otsight.capture.pdu_columns import pdu_columns
 from otsight.dissect import _l2l4 as L
@@ -64,13 +63,12 @@ class CapturePipeline:
 
     def _stages(self) -> Iterator[tuple[str, pa.RecordBatch]]:
         for chunk in self.reader.chunks():
-            cols, addrs = L.decode_l2l4(
+            cols, addrs, scan = L.decode_l2l4_scanned(
                 chunk.buf, chunk.offset, chunk.caplen, chunk.linktype, chunk.wirelen
             )
             res = self.flows.process(chunk, cols, addrs)
             pdus, pdu_cols = self._pdus(res)
             yield from self._tracked(res, pdus)
-            scan = scan_packets(cols)  # one pass over the rows
             yield from self._packets(chunk, cols, addrs, res, scan)
             ctx = ChunkContext(
                 self.label,

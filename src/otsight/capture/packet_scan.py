@@ -18,7 +18,8 @@ from otsight.dissect import _l2l4 as L
 @njit(cache=True, nogil=True)
 def scan_packets(cols):
     """Return (ethertype column, rows with a decode problem, ARP rows, LLDP rows, rows of
-    UDP over IP, their payload lengths)."""
+    UDP over IP, their payload lengths). The pipeline has them from the decode itself
+    (``decode_l2l4_scanned``); this is for rows decoded elsewhere."""
     n = cols.shape[0]
     ethertype = np.empty(n, np.int64)
     bad = np.empty(n, np.int64)
@@ -26,23 +27,10 @@ def scan_packets(cols):
     lldp = np.empty(n, np.int64)
     udp = np.empty(n, np.int64)
     udp_len = np.empty(n, np.int64)
-    nb = na = nl = nu = 0
+    counts = np.zeros(4, np.int64)
     for i in range(n):
-        et = cols[i, L.ETHERTYPE]
-        ethertype[i] = et
-        if cols[i, L.STATUS] != 0:
-            bad[nb] = i
-            nb += 1
-        if et == L.ETH_ARP:
-            arp[na] = i
-            na += 1
-        elif et == L.ETH_LLDP:
-            lldp[nl] = i
-            nl += 1
-        if cols[i, L.PROTO] == 17 and cols[i, L.IPVER] != 0:
-            udp[nu] = i
-            udp_len[nu] = cols[i, L.PAY_LEN]
-            nu += 1
+        L._scan_row(cols, i, ethertype, bad, arp, lldp, udp, udp_len, counts)
+    nb, na, nl, nu = counts[0], counts[1], counts[2], counts[3]
     return (
         ethertype,
         bad[:nb].copy(),

@@ -96,10 +96,40 @@ def _be64u(buf, p):
 PREFETCH_AHEAD = 16
 
 
+@njit(cache=True, inline="always")
+def _scan_row(cols, i, ethertype, bad, arp, lldp, udp, udp_len, counts):
+    """What the packet tables and UDP dissectors want of row ``i``: its ethertype, and the
+    row listed among the decode problems, ARP, LLDP and UDP-over-IP rows (``counts``: how
+    many of each so far)."""
+    et = cols[i, ETHERTYPE]
+    ethertype[i] = et
+    if cols[i, STATUS] != 0:
+        bad[counts[0]] = i
+        counts[0] += 1
+    if et == ETH_ARP:
+        arp[counts[1]] = i
+        counts[1] += 1
+    elif et == ETH_LLDP:
+        lldp[counts[2]] = i
+        counts[2] += 1
+    if cols[i, PROTO] == 17 and cols[i, IPVER] != 0:
+        udp[counts[3]] = i
+        udp_len[counts[3]] = cols[i, PAY_LEN]
+        counts[3] += 1
+
+
 @njit(cache=True, nogil=True, _nrt=False)
-def _decode_l2l4(buf, off, caplen, wirelen, linktype, cols, addrs):
+def _decode_l2l4(buf, off, caplen, wirelen, linktype, cols, addrs, s_et, s_bad, s_arp, s_lldp,
+                 s_udp, s_udp_len, s_counts):  # fmt: skip
+    """Decode packets into ``cols`` and ``addrs``. Each row, once complete, is scanned into
+    the ``s_`` outputs (see ``_scan_row``) at the start of the next packet, while it is
+    still in the cache (the decode of a packet ends at many places)."""
     n = off.shape[0]
+    for c in range(4):
+        s_counts[c] = 0
     for i in range(n):
+        if i > 0:
+            _scan_row(cols, i - 1, s_et, s_bad, s_arp, s_lldp, s_udp, s_udp_len, s_counts)
         if i + PREFETCH_AHEAD < n:
             prefetch(buf, off[i + PREFETCH_AHEAD])
         if i + 2 * PREFETCH_AHEAD < n:
@@ -363,6 +393,8 @@ def _decode_l2l4(buf, off, caplen, wirelen, linktype, cols, addrs):
         cols[i, PAY_LEN] = got if got > 0 else 0
         if ip_end > end and cols[i, STATUS] == 0:
             cols[i, STATUS] = SNAPLEN_CUT
+    if n > 0:
+        _scan_row(cols, n - 1, s_et, s_bad, s_arp, s_lldp, s_udp, s_udp_len, s_counts)
 
 
 def decode_l2l4(
@@ -373,10 +405,39 @@ def decode_l2l4(
     wirelen: np.ndarray | None = None,
 ):
     """Decode a chunk's packets; returns (cols, addrs) as described in the module doc."""
+    cols, addrs, _ = decode_l2l4_scanned(buf, off, caplen, linktype, wirelen)
+    return cols, addrs
+
+
+def decode_l2l4_scanned(
+    buf: np.ndarray,
+    off: np.ndarray,
+    caplen: np.ndarray,
+    linktype: np.ndarray,
+    wirelen: np.ndarray | None = None,
+):
+    """(cols, addrs, scan): :func:`decode_l2l4`, and in ``scan`` what
+    ``otsight.capture.packet_scan.scan_packets(cols)`` returns, from the same pass: a
+    later pass over the rows would miss the cache on each of them."""
     if wirelen is None:
         wirelen = caplen
     n = off.shape[0]
     cols = np.empty((n, NCOLS), dtype=np.int64)
     addrs = np.empty((n, 4), dtype=np.uint64)
-    _decode_l2l4(buf, off, caplen, wirelen, linktype.astype(np.int64), cols, addrs)
-    return cols, addrs
+    ethertype = np.empty(n, np.int64)
+    bad, arp, lldp, udp, udp_len = (np.empty(n, np.int64) for _ in range(5))
+    counts = np.zeros(4, np.int64)
+    _decode_l2l4(
+        buf, off, caplen, wirelen, linktype.astype(np.int64), cols, addrs, ethertype, bad, arp,
+        lldp, udp, udp_len, counts,
+    )  # fmt: skip
+    nb, na, nl, nu = counts.tolist()
+    scan = (
+        ethertype,
+        bad[:nb].copy(),
+        arp[:na].copy(),
+        lldp[:nl].copy(),
+        udp[:nu].copy(),
+        udp_len[:nu].copy(),
+    )
+    return cols, addrs, scan
