@@ -202,7 +202,11 @@ class CapturePipeline:
     def _account(self, chunk) -> None:
         if not chunk.count:
             return
-        lts, counts = np.unique(chunk.linktype, return_counts=True)
+        first = chunk.linktype[0]
+        if (chunk.linktype == first).all():  # the common case, without np.unique's sort
+            lts, counts = [int(first)], [chunk.count]
+        else:
+            lts, counts = np.unique(chunk.linktype, return_counts=True)
         for lt, c in zip(lts, counts, strict=True):
             self.linktype_packets[int(lt)] = self.linktype_packets.get(int(lt), 0) + int(c)
         lo, hi = int(chunk.ts.min()), int(chunk.ts.max())
