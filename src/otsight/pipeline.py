@@ -80,6 +80,7 @@ class CapturePipeline:
                 pdu_cols=pdu_cols,
                 ethertypes=scan[0],
                 udp_packets=(scan[4], scan[5]),
+                non_ip=scan[6],
             )
             yield from self._dissect(ctx)
             if self.on_chunk is not None:

@@ -18,8 +18,9 @@ from otsight.dissect import _l2l4 as L
 @njit(cache=True, nogil=True)
 def scan_packets(cols):
     """Return (ethertype column, rows with a decode problem, ARP rows, LLDP rows, rows of
-    UDP over IP, their payload lengths). The pipeline has them from the decode itself
-    (``decode_l2l4_scanned``); this is for rows decoded elsewhere."""
+    UDP over IP, their payload lengths, rows of other ethertypes than IPv4 and IPv6). The
+    pipeline has them from the decode itself (``decode_l2l4_scanned``); this is for rows
+    decoded elsewhere."""
     n = cols.shape[0]
     ethertype = np.empty(n, np.int64)
     bad = np.empty(n, np.int64)
@@ -27,10 +28,11 @@ def scan_packets(cols):
     lldp = np.empty(n, np.int64)
     udp = np.empty(n, np.int64)
     udp_len = np.empty(n, np.int64)
-    counts = np.zeros(4, np.int64)
+    non_ip = np.empty(n, np.int64)
+    counts = np.zeros(5, np.int64)
     for i in range(n):
-        L._scan_row(cols, i, ethertype, bad, arp, lldp, udp, udp_len, counts)
-    nb, na, nl, nu = counts[0], counts[1], counts[2], counts[3]
+        L._scan_row(cols, i, ethertype, bad, arp, lldp, udp, udp_len, non_ip, counts)
+    nb, na, nl, nu, nn = counts[0], counts[1], counts[2], counts[3], counts[4]
     return (
         ethertype,
         bad[:nb].copy(),
@@ -38,4 +40,5 @@ def scan_packets(cols):
         lldp[:nl].copy(),
         udp[:nu].copy(),
         udp_len[:nu].copy(),
+        non_ip[:nn].copy(),
     )

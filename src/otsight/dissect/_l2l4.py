@@ -97,12 +97,15 @@ PREFETCH_AHEAD = 16
 
 
 @njit(cache=True, inline="always")
-def _scan_row(cols, i, ethertype, bad, arp, lldp, udp, udp_len, counts):
-    """What the packet tables and UDP dissectors want of row ``i``: its ethertype, and the
-    row listed among the decode problems, ARP, LLDP and UDP-over-IP rows (``counts``: how
-    many of each so far)."""
+def _scan_row(cols, i, ethertype, bad, arp, lldp, udp, udp_len, non_ip, counts):
+    """What the packet tables and the UDP and L2 dissectors want of row ``i``: its
+    ethertype, and the row listed among the decode problems, ARP, LLDP, UDP-over-IP and
+    non-IP rows (``counts``: how many of each so far)."""
     et = cols[i, ETHERTYPE]
     ethertype[i] = et
+    if et != ETH_IPV4 and et != ETH_IPV6:
+        non_ip[counts[4]] = i
+        counts[4] += 1
     if cols[i, STATUS] != 0:
         bad[counts[0]] = i
         counts[0] += 1
@@ -120,16 +123,16 @@ def _scan_row(cols, i, ethertype, bad, arp, lldp, udp, udp_len, counts):
 
 @njit(cache=True, nogil=True, _nrt=False)
 def _decode_l2l4(buf, off, caplen, wirelen, linktype, cols, addrs, s_et, s_bad, s_arp, s_lldp,
-                 s_udp, s_udp_len, s_counts):  # fmt: skip
+                 s_udp, s_udp_len, s_non_ip, s_counts):  # fmt: skip
     """Decode packets into ``cols`` and ``addrs``. Each row, once complete, is scanned into
     the ``s_`` outputs (see ``_scan_row``) at the start of the next packet, while it is
     still in the cache (the decode of a packet ends at many places)."""
     n = off.shape[0]
-    for c in range(4):
+    for c in range(s_counts.shape[0]):
         s_counts[c] = 0
     for i in range(n):
         if i > 0:
-            _scan_row(cols, i - 1, s_et, s_bad, s_arp, s_lldp, s_udp, s_udp_len, s_counts)
+            _scan_row(cols, i - 1, s_et, s_bad, s_arp, s_lldp, s_udp, s_udp_len, s_non_ip, s_counts)
         if i + PREFETCH_AHEAD < n:
             prefetch(buf, off[i + PREFETCH_AHEAD])
         if i + 2 * PREFETCH_AHEAD < n:
@@ -394,7 +397,7 @@ def _decode_l2l4(buf, off, caplen, wirelen, linktype, cols, addrs, s_et, s_bad, 
         if ip_end > end and cols[i, STATUS] == 0:
             cols[i, STATUS] = SNAPLEN_CUT
     if n > 0:
-        _scan_row(cols, n - 1, s_et, s_bad, s_arp, s_lldp, s_udp, s_udp_len, s_counts)
+        _scan_row(cols, n - 1, s_et, s_bad, s_arp, s_lldp, s_udp, s_udp_len, s_non_ip, s_counts)
 
 
 def decode_l2l4(
@@ -425,13 +428,13 @@ def decode_l2l4_scanned(
     cols = np.empty((n, NCOLS), dtype=np.int64)
     addrs = np.empty((n, 4), dtype=np.uint64)
     ethertype = np.empty(n, np.int64)
-    bad, arp, lldp, udp, udp_len = (np.empty(n, np.int64) for _ in range(5))
-    counts = np.zeros(4, np.int64)
+    bad, arp, lldp, udp, udp_len, non_ip = (np.empty(n, np.int64) for _ in range(6))
+    counts = np.zeros(5, np.int64)
     _decode_l2l4(
         buf, off, caplen, wirelen, linktype.astype(np.int64), cols, addrs, ethertype, bad, arp,
-        lldp, udp, udp_len, counts,
+        lldp, udp, udp_len, non_ip, counts,
     )  # fmt: skip
-    nb, na, nl, nu = counts.tolist()
+    nb, na, nl, nu, nn = counts.tolist()
     scan = (
         ethertype,
         bad[:nb].copy(),
@@ -439,5 +442,6 @@ def decode_l2l4_scanned(
         lldp[:nl].copy(),
         udp[:nu].copy(),
         udp_len[:nu].copy(),
+        non_ip[:nn].copy(),
     )
     return cols, addrs, scan

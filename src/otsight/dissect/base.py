@@ -236,6 +236,8 @@ class ChunkContext:
     ethertypes: np.ndarray | None = None  # the ethertype column, when the caller has it
     # rows of UDP-over-IP packets and their payload lengths, when the caller has them
     udp_packets: tuple[np.ndarray, np.ndarray] | None = None
+    # rows whose ethertype is neither IPv4 nor IPv6, when the caller has them
+    non_ip: np.ndarray | None = None
     weird_batches: list[pa.RecordBatch] = field(default_factory=list)
     _memo: dict = field(default_factory=dict, repr=False)
 
@@ -279,7 +281,7 @@ class ChunkContext:
         if key not in self._memo:  # several dissectors ask; the scan is over every packet once
             base = self._memo.get("udp_all")
             if base is None:
-                base, length = self.udp_packets or scan_packets(self.cols)[4:]
+                base, length = self.udp_packets or scan_packets(self.cols)[4:6]
                 self._memo["udp_all"] = base
                 self._memo["udp_len"] = length
             self._memo[key] = base[self._memo["udp_len"] >= min_payload]
@@ -288,6 +290,9 @@ class ChunkContext:
     def ethertype(self, value: int) -> np.ndarray:
         if self.ethertypes is None:  # one strided read of the column, for every L2 dissector
             self.ethertypes = np.ascontiguousarray(self.cols[:, L.ETHERTYPE])
+        if self.non_ip is not None and value != L.ETH_IPV4 and value != L.ETH_IPV6:
+            # the L2 protocols are among the few non-IP rows: no pass over every packet
+            return self.non_ip[self.ethertypes[self.non_ip] == value]
         return np.flatnonzero(self.ethertypes == value)
 
     # -- building rows ----------------------------------------------------------------------
