@@ -2002,12 +2002,28 @@ class EnipDissector(Dissector):
             )
 
     def _symbol_column(self, sym_ids: np.ndarray) -> pa.Array:
-        """The dotted symbol of each row (null where none), from the symbol numbers."""
-        if sym_ids.shape[0] == 0 or sym_ids.max() < 0:
-            return pa.nulls(sym_ids.shape[0], pa.string())
+        """The dotted symbol of each row (null where none), from the symbol numbers: the
+        string buffers written by two kernel passes (sizes, then bytes), about twice as
+        fast as Arrow's take of the known symbols."""
+        n = sym_ids.shape[0]
+        if not self._symbols:
+            return pa.nulls(n, pa.string())
         if self._symbol_values is None or len(self._symbol_values) != len(self._symbols):
             self._symbol_values = pa.array(self._symbols, pa.string())
-        return self._symbol_values.take(null_negative(sym_ids, np.int32))
+        known = self._symbol_values
+        s_off = np.frombuffer(known.buffers()[1], np.int32)[known.offset :]
+        s_data = np.frombuffer(known.buffers()[2] or b"\0", np.uint8)
+        offsets = np.empty(n + 1, np.int32)
+        bits = np.empty((n + 7) >> 3, np.uint8)
+        rows = np.empty(n, np.int64)
+        count = _symbol_sizes(sym_ids, s_off, offsets, bits, rows)
+        if count == 0:
+            return pa.nulls(n, pa.string())
+        data = np.empty(int(offsets[n]), np.uint8)
+        _symbol_bytes(sym_ids, rows[:count], s_off, s_data, offsets, data)
+        return pa.StringArray.from_buffers(
+            n, pa.py_buffer(offsets), pa.py_buffer(data), pa.py_buffer(bits), n - count
+        )
 
     def _symbol_id(self, s: str) -> int:
         k = self._symbol_ids.get(s)
@@ -2020,6 +2036,40 @@ class EnipDissector(Dissector):
             self._symbols.append(s)
             self._symbol_ids[s] = k
         return k
+
+
+@njit(cache=True, nogil=True, _nrt=False)
+def _symbol_sizes(ids, s_off, offsets, bits, rows):
+    """Offsets and validity of a string column holding symbol ``ids[i]`` (-1: null) of the
+    symbols whose offsets are ``s_off``; the rows with a symbol go to ``rows``. Returns
+    how many. (An id past the symbols, from before the symbols were forgotten, is null.)"""
+    for b in range(bits.shape[0]):
+        bits[b] = 0
+    offsets[0] = 0
+    count = 0
+    known = s_off.shape[0] - 1
+    for i in range(ids.shape[0]):
+        k = ids[i]
+        size = 0
+        if 0 <= k < known:
+            size = s_off[k + 1] - s_off[k]
+            bits[i >> 3] |= np.uint8(1 << (i & 7))
+            rows[count] = i
+            count += 1
+        offsets[i + 1] = offsets[i] + size
+    return count
+
+
+@njit(cache=True, nogil=True, _nrt=False)
+def _symbol_bytes(ids, rows, s_off, s_data, offsets, data):
+    """The bytes of the symbol of each of ``rows``, where ``_symbol_sizes`` placed them."""
+    for r in range(rows.shape[0]):
+        i = rows[r]
+        k = ids[i]
+        at = offsets[i]
+        src = s_off[k]
+        for j in range(s_off[k + 1] - src):
+            data[at + j] = s_data[src + j]
 
 
 def _identity_columns(n: int, found: list[tuple[int, dict[str, Any]]]) -> dict[str, pa.Array]:
