@@ -595,6 +595,6 @@ def test_one_pdu_takes_the_kernels_built_for_many(tmp_path):
     d = _decode_frames(tmp_path / "one.pcap", frames)
     assert not d.failures and d.tables["cip"].num_rows == 1
     assert d.tables["cip"].column("service").to_pylist() == [0x0E]
-    for kernel, arg in ((M._encap, 5), (M._cip, 3), (M._pair_inputs, 0), (M._rows_of, 0)):
+    for kernel, arg in ((M._encap, 5), (M._cip, 3), (M._pair_inputs, 0)):
         layouts = {sig[arg].layout for sig in kernel.signatures}
         assert "C" not in layouts, f"{kernel.__name__} has a row-major version: {layouts}"

@@ -43,6 +43,7 @@ from otsight.dissect.base import (
     Meaning,
     MeaningColumns,
     Semantics,
+    _from_validity,
     distinct_strings,
     null_negative,
     null_negative_rows,
@@ -1624,29 +1625,21 @@ _CM_INT64 = [
 ]
 _CM_INT32 = [("connection_serial", CM_CSERIAL), ("originator_vendor", CM_OVENDOR)]
 _C_INT16 = [("general_status", C_GSTAT), ("pccc_command", C_PCMD), ("pccc_function", C_PFNC)]
-_X_INT64 = np.array([X_CONNID], np.int64)
-_X_INT64_NAMES = [("connection_id", 0)]
-_X_INT32 = np.array([X_CIPSEQ], np.int64)
-_X_INT32_NAMES = [("cip_sequence", 0)]
 _WRAPPER_NAMES = pa.array([WRAPPERS[1], WRAPPERS[2], WRAPPERS[3]], pa.string())
 
 
-@njit(cache=True, nogil=True)
-def _rows_of(X, rows, cols):
-    """``X[rows, c]`` for each ``c`` in ``cols``, one output row per column (the layout of
-    ``null_negative_rows``): the CIP rows' encapsulation fields in one gather."""
-    out = np.empty((cols.shape[0], rows.shape[0]), np.int64)
-    for i in range(rows.shape[0]):
-        r = rows[i]
-        for k in range(cols.shape[0]):
-            out[k, i] = X[r, cols[k]]
-    return out
-
-
 @njit(cache=True, nogil=True, _nrt=False)
-def _pair_inputs(X, C, pdu_flow, pdu_frame, pdu_ts, cmd, flow, key2, frame, ts):
+def _pair_inputs(X, C, pdu_flow, pdu_frame, pdu_ts, cmd, flow, key2, frame, ts, conn, seq,
+                 bits, valid):  # fmt: skip
     """Per CIP message: its PDU's encapsulation command, flow, frame and time, and the
-    pairing key: (sequence, position) on connected data, else (sender context, position)."""
+    pairing key: (sequence, position) on connected data, else (sender context, position);
+    and its PDU's connection id ``conn`` and CIP sequence ``seq``, with their Arrow
+    validity (``bits`` rows 0 and 1) and valid counts (``valid``)."""
+    for b in range(bits.shape[1]):
+        bits[0, b] = 0
+        bits[1, b] = 0
+    valid[0] = 0
+    valid[1] = 0
     for i in range(C.shape[0]):
         r = C[i, C_PDU]
         c = X[r, X_CMD]
@@ -1659,6 +1652,16 @@ def _pair_inputs(X, C, pdu_flow, pdu_frame, pdu_ts, cmd, flow, key2, frame, ts):
             key2[i] = (X[r, X_CIPSEQ] << 32) | (pos & 0xFFFFFFF) | (np.int64(1) << 62)
         else:
             key2[i] = X[r, X_CTX] * 1000003 + pos
+        cid = X[r, X_CONNID]
+        conn[i] = cid
+        if cid >= 0:
+            bits[0, i >> 3] |= np.uint8(1 << (i & 7))
+            valid[0] += 1
+        sq = X[r, X_CIPSEQ]
+        seq[i] = sq
+        if sq >= 0:
+            bits[1, i >> 3] |= np.uint8(1 << (i & 7))
+            valid[1] += 1
 
 
 def _cm_columns(C: np.ndarray, CM: np.ndarray) -> dict[str, pa.Array]:
@@ -1909,8 +1912,14 @@ class EnipDissector(Dissector):
         svc = C[:, C_SERVICE]
         # each message's encapsulation command and pairing inputs, in one pass
         enc_cmd = np.empty(m, np.int32)
-        flow, key2, frame, ts = (np.empty(m, np.int64) for _ in range(4))
-        _pair_inputs(X, C, meta["flow"], meta["frame"], meta["ts"], enc_cmd, flow, key2, frame, ts)
+        flow, key2, frame, ts, conn = (np.empty(m, np.int64) for _ in range(5))
+        seq = np.empty(m, np.int32)
+        bits = np.empty((2, (m + 7) >> 3), np.uint8)
+        valid = np.empty(2, np.int64)
+        _pair_inputs(
+            X, C, meta["flow"], meta["frame"], meta["ts"], enc_cmd, flow, key2, frame, ts, conn,
+            seq, bits, valid,
+        )  # fmt: skip
         # symbols: counted by the kernel, copied into one Arrow string buffer
         symlen = np.maximum(C[:, C_SYMLEN], 0)
         has_sym = symlen > 0
@@ -1969,8 +1978,8 @@ class EnipDissector(Dissector):
         batch.update(
             {
                 "enip_command": pa.array(enc_cmd),
-                **null_negative_rows(_rows_of(X, j, _X_INT64), _X_INT64_NAMES, np.int64),
-                **null_negative_rows(_rows_of(X, j, _X_INT32), _X_INT32_NAMES, np.int32),
+                "connection_id": _from_validity(conn, np.int64, m, int(valid[0]), bits[0]),
+                "cip_sequence": _from_validity(seq, np.int32, m, int(valid[1]), bits[1]),
                 "wrapper": _wrappers(wrap),
                 "is_request": pa.array(is_req),
                 "service": pa.array(svc.astype(np.int16)),
