@@ -1629,6 +1629,32 @@ _WRAPPER_NAMES = pa.array([WRAPPERS[1], WRAPPERS[2], WRAPPERS[3]], pa.string())
 
 
 @njit(cache=True, nogil=True, _nrt=False)
+def _directions(X, C, starts, sport, dport, orig, is_req, key2):
+    """Per encapsulation PDU: whether it is a request, and its pairing key.
+
+    Direction: the CIP response bit of its first message where it has one; else, for the
+    listing commands, whether it is empty (a ListIdentity request has no data); else the
+    side of port 44818; else the flow's originator. Key: unconnected data pairs by
+    (flow, context, command), connected data by (flow, sequence)."""
+    for k in range(sport.shape[0]):
+        cmd = X[k, X_CMD]
+        sp = sport[k]
+        dp = dport[k]
+        if dp == 44818 and sp != 44818:
+            req = True
+        elif sp == 44818 and dp != 44818:
+            req = False
+        else:
+            req = orig[k]
+        if cmd == 0x63 or cmd == 0x04 or cmd == 0x64 or cmd == 0x01:
+            req = X[k, X_LEN] == 0
+        if starts[k + 1] > starts[k]:
+            req = C[starts[k], C_ISREQ] == 1
+        is_req[k] = req
+        key2[k] = (X[k, X_CIPSEQ] << 20) | 0x70 if cmd == 0x70 else X[k, X_CTX] * 31 + cmd
+
+
+@njit(cache=True, nogil=True, _nrt=False)
 def _pair_inputs(X, C, pdu_flow, pdu_frame, pdu_ts, cmd, flow, key2, frame, ts, conn, seq,
                  bits, valid):  # fmt: skip
     """Per CIP message: its PDU's encapsulation command, flow, frame and time, and the
@@ -1759,7 +1785,7 @@ class EnipDissector(Dissector):
             env = ctx.pdu_envelope(idx)
             f = ctx.pdu_fields(idx)
             meta = {k: f[k] for k in ("flow", "frame", "ts", "orig")}
-            meta["sport"], meta["dport"] = f["sport"].astype(np.int64), f["dport"].astype(np.int64)
+            meta["sport"], meta["dport"] = f["sport"], f["dport"]
             self._decode(
                 ctx,
                 env,
@@ -1829,18 +1855,10 @@ class EnipDissector(Dissector):
         np.cumsum(counts, out=starts[1:])
 
         cmd = X[:, X_CMD]
-        # direction: the CIP response bit where there is a message, else the command's shape
-        server = (meta["sport"] == 44818) & (meta["dport"] != 44818)
-        client = (meta["dport"] == 44818) & (meta["sport"] != 44818)
-        is_req = np.where(client | server, client, meta["orig"])
-        listing = (cmd == 0x63) | (cmd == 0x04) | (cmd == 0x64) | (cmd == 0x01)
-        is_req = np.where(listing, X[:, X_LEN] == 0, is_req)
-        has_cip = counts > 0
-        if has_cip.any():
-            first = starts[:-1][has_cip]
-            is_req[has_cip] = C[first, C_ISREQ] == 1
-
-        self._enip_rows(ctx, env, X, off, counts, is_req, meta, tcp, out, pdu_bytes)
+        is_req = np.empty(n, np.bool_)
+        key2 = np.empty(n, np.int64)
+        _directions(Xk, C, starts, meta["sport"], meta["dport"], meta["orig"], is_req, key2)
+        self._enip_rows(ctx, env, X, off, counts, is_req, key2, meta, tcp, out, pdu_bytes)
         if C.shape[0]:
             self._cip_rows(ctx, env, Xk, C, CM, in_arena, meta, tcp, out)
         bad = np.flatnonzero(X[:, X_WEIRD] != OK)
@@ -1855,13 +1873,11 @@ class EnipDissector(Dissector):
                 "enip",
             )
 
-    def _enip_rows(self, ctx, env, X, off, counts, is_req, meta, tcp, out, pdu_bytes) -> None:
+    def _enip_rows(self, ctx, env, X, off, counts, is_req, key2, meta, tcp, out, pdu_bytes):
         n = X.shape[0]
         cmd = X[:, X_CMD]
         ctxv = X[:, X_CTX]
         batch = dict(env)
-        # pairing: unconnected by (flow, context, command); connected by (flow, sequence)
-        key2 = np.where(cmd == 0x70, (X[:, X_CIPSEQ] << 20) | 0x70, ctxv * 31 + cmd)
         if tcp:
             paired = self.enip_matcher.pair(
                 meta["flow"], key2, is_req, meta["frame"], meta["ts"], cmd.reshape(n, 1)
