@@ -64,10 +64,10 @@ NO = 6
 
 # ---- outputs ----------------------------------------------------------------------------
 # P[pdu, field]
-P_FRAME, P_FIRST_FRAME, P_TS, P_FLOW, P_REC, P_SIDE, P_ORIG = 0, 1, 2, 3, 4, 5, 6
-P_FRAMER, P_IN_ARENA, P_OFF, P_LEN, P_PKT = 7, 8, 9, 10, 11
-P_SRC_HI, P_SRC_LO, P_DST_HI, P_DST_LO, P_SPORT, P_DPORT = 12, 13, 14, 15, 16, 17
-NPC = 18
+# (only what the readers use: each PDU's row is written once and read twice, 15 × 8 bytes)
+P_FRAME, P_FIRST_FRAME, P_TS, P_FLOW, P_ORIG, P_FRAMER, P_IN_ARENA, P_OFF = range(8)
+P_LEN, P_SRC_HI, P_SRC_LO, P_DST_HI, P_DST_LO, P_SPORT, P_DPORT = range(8, 15)
+NPC = 15
 # G[event, field]: gaps and stream anomalies
 G_FRAME, G_TS, G_FLOW, G_REC, G_SIDE, G_SEQ, G_LEN, G_KIND, G_PKT = 0, 1, 2, 3, 4, 5, 6, 7, 8
 G_SRC_HI, G_SRC_LO, G_DST_HI, G_DST_LO, G_SPORT, G_DPORT = 9, 10, 11, 12, 13, 14
@@ -280,20 +280,17 @@ def _put_addresses(X, j, K, rec, side, first):
 
 
 @njit(cache=True, inline="always", _nrt=False)
-def _emit_pdu(P, M, F, K, rec, side, frame, first_frame, ts, in_arena, off, length, pkt):
+def _emit_pdu(P, M, F, K, rec, side, frame, first_frame, ts, in_arena, off, length):
     j = M[M_PN]
     P[j, P_FRAME] = frame
     P[j, P_FIRST_FRAME] = first_frame
     P[j, P_TS] = ts
     P[j, P_FLOW] = F[rec, F_ID]
-    P[j, P_REC] = rec
-    P[j, P_SIDE] = side
     P[j, P_ORIG] = 1 if side == F[rec, F_CLIENT] else 0
     P[j, P_FRAMER] = F[rec, F_FRAMER]
     P[j, P_IN_ARENA] = in_arena
     P[j, P_OFF] = off
     P[j, P_LEN] = length
-    P[j, P_PKT] = pkt
     _put_addresses(P, j, K, rec, side, P_SRC_HI)
     M[M_PN] = j + 1
     F[rec, F_PDUS] += 1
@@ -317,7 +314,7 @@ def _deliver_segment(
     ):
         F[rec, F_STREAM0 + side] += n
         F[rec, F_NEXT0 + side] += n
-        _emit_pdu(P, M, F, K, rec, side, frame, frame, ts, 0, so, n, pkt)
+        _emit_pdu(P, M, F, K, rec, side, frame, frame, ts, 0, so, n)
         F[rec, F_FRAMED0 + side] += n
         return
     _deliver(
@@ -518,12 +515,12 @@ def _frame(
                 return
             if t > 0 and t <= avail:
                 if zero_copy:
-                    _emit_pdu(P, M, F, K, rec, side, frame, frame, ts, 0, so + i, t, pkt)
+                    _emit_pdu(P, M, F, K, rec, side, frame, frame, ts, 0, so + i, t)
                 else:
                     a = M[M_AN]
                     _copy(A, a, src, so + i, t)
                     M[M_AN] = a + t
-                    _emit_pdu(P, M, F, K, rec, side, frame, frame, ts, 1, a, t, pkt)
+                    _emit_pdu(P, M, F, K, rec, side, frame, frame, ts, 1, a, t)
                 F[rec, F_FRAMED0 + side] += t
                 i += t
                 continue
@@ -601,7 +598,7 @@ def _frame(
             a = M[M_AN]
             _copy(A, a, pool, base, need)
             M[M_AN] = a + need
-            _emit_pdu(P, M, F, K, rec, side, frame, F[rec, F_CFRAME0 + side], ts, 1, a, need, pkt)
+            _emit_pdu(P, M, F, K, rec, side, frame, F[rec, F_CFRAME0 + side], ts, 1, a, need)
             F[rec, F_FRAMED0 + side] += need
             _slot_free(M, SFREE, BFREE, s)
             F[rec, F_CARRY0 + side] = -1
