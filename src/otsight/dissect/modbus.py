@@ -14,7 +14,6 @@ import pyarrow as pa
 
 from otsight import events as E
 from otsight._jit import njit
-from otsight.capture import _track as T
 from otsight.capture import framing
 from otsight.dissect.base import (
     ChunkContext,
@@ -180,8 +179,6 @@ INT16_COLS = (
 )
 
 # rows of the PDU columns read from the track table
-G_IN_ARENA, G_OFF, G_LEN, G_FLOW, G_FRAME, G_TS = range(6)
-NG = 6
 
 # kinds of values lists
 V_NONE, V_REGS, V_BITS = 0, 1, 2
@@ -196,27 +193,18 @@ def _b16(b, p):
 
 
 @njit(cache=True, nogil=True, _nrt=False)
-def _fields(buf, arena, P, idx, g, is_req, out):
-    """Fixed fields of PDU ``idx[j]`` into ``out[:, j]`` (the caller fills ``out`` with -1);
-    ``out[NVALS, j]`` = number of values it carries, from its byte ``out[VAL_AT, j]`` on.
-
-    The PDU's columns of the track table are read here too, one row at a time (not one
-    fancy index per column), into ``g``; ``is_req``: to port 502, or from the originator
+def _fields(buf, arena, in_arena, off, length, sport, dport, orig, is_req, out):
+    """Fixed fields of PDU ``j`` (at ``off[j]`` of the arena or the chunk) into ``out[:, j]``
+    (the caller fills ``out`` with -1); ``out[NVALS, j]`` = number of values it carries,
+    from its byte ``out[VAL_AT, j]`` on. ``is_req``: to port 502, or from the originator
     when neither side is 502. Returns the number of values of all PDUs."""
-    n = idx.shape[0]
+    n = off.shape[0]
     total = 0
     for j in range(n):
-        r = idx[j]
-        g[G_IN_ARENA, j] = P[r, T.P_IN_ARENA]
-        g[G_OFF, j] = P[r, T.P_OFF]
-        g[G_LEN, j] = P[r, T.P_LEN]
-        g[G_FLOW, j] = P[r, T.P_FLOW]
-        g[G_FRAME, j] = P[r, T.P_FRAME]
-        g[G_TS, j] = P[r, T.P_TS]
-        is_req[j] = P[r, T.P_DPORT] == 502 or (P[r, T.P_SPORT] != 502 and P[r, T.P_ORIG] != 0)
-        b = arena if P[r, T.P_IN_ARENA] else buf
-        p = P[r, T.P_OFF]
-        ln = P[r, T.P_LEN]
+        is_req[j] = dport[j] == 502 or (sport[j] != 502 and orig[j])
+        b = arena if in_arena[j] else buf
+        p = off[j]
+        ln = length[j]
         out[NVALS, j] = 0
         out[STATUS, j] = OK
         out[KIND, j] = V_NONE
@@ -497,15 +485,18 @@ class ModbusDissector(Dissector):
             return {}
         env = ctx.pdu_envelope(idx)
         buf, arena = ctx.chunk.buf, ctx.track.arena
-        g = np.empty((NG, n), np.int64)
+        f = ctx.pdu_fields(idx)
         is_req = np.empty(n, np.bool_)
         out = np.full((NCOL, n), -1, dtype=np.int32)
-        total = _fields(buf, arena, ctx.track.pdus, idx, g, is_req, out)
+        total = _fields(
+            buf, arena, f["in_arena"], f["off"], f["length"], f["sport"], f["dport"], f["orig"],
+            is_req, out,
+        )  # fmt: skip
 
         # pair responses with requests: (flow, transaction id + unit)
-        ts = g[G_TS]
+        ts = f["ts"]
         paired = self.matcher.pair(
-            g[G_FLOW], out[KEY], is_req, g[G_FRAME], ts, out[START : FC + 1].T
+            f["flow"], out[KEY], is_req, f["frame"], ts, out[START : FC + 1].T
         )
         matched = paired.matched
         cat = np.empty(n, np.int32)
@@ -514,8 +505,8 @@ class ModbusDissector(Dissector):
         _complete(
             buf,
             arena,
-            g[G_IN_ARENA],
-            g[G_OFF],
+            f["in_arena"],
+            f["off"],
             out,
             matched,
             paired.src,
@@ -553,8 +544,8 @@ class ModbusDissector(Dissector):
                 take_envelope(env, bad),
                 [WEIRD[int(s)] for s in out[STATUS, bad]],
                 [
-                    f"function {int(f)}, {int(ln)} bytes"
-                    for f, ln in zip(fc[bad], g[G_LEN, bad], strict=True)
+                    f"function {int(fn)}, {int(ln)} bytes"
+                    for fn, ln in zip(fc[bad], f["length"][bad], strict=True)
                 ],
                 "modbus",
             )
