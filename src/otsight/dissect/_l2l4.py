@@ -427,21 +427,21 @@ def decode_l2l4_scanned(
     n = off.shape[0]
     cols = np.empty((n, NCOLS), dtype=np.int64)
     addrs = np.empty((n, 4), dtype=np.uint64)
-    ethertype = np.empty(n, np.int64)
-    bad, arp, lldp, udp, udp_len, non_ip = (np.empty(n, np.int64) for _ in range(6))
-    counts = np.zeros(5, np.int64)
-    _decode_l2l4(
-        buf, off, caplen, wirelen, linktype.astype(np.int64), cols, addrs, ethertype, bad, arp,
-        lldp, udp, udp_len, non_ip, counts,
-    )  # fmt: skip
+    outputs = scan_outputs(n)
+    _decode_l2l4(buf, off, caplen, wirelen, linktype.astype(np.int64), cols, addrs, *outputs)
+    return cols, addrs, scan_result(outputs)
+
+
+def scan_outputs(n: int) -> tuple[np.ndarray, ...]:
+    """The arrays ``_scan_row`` writes for ``n`` rows: ethertype; lists of decode-problem,
+    ARP, LLDP and UDP rows, UDP payload lengths, non-IP rows; the lists' counts."""
+    return (*(np.empty(n, np.int64) for _ in range(7)), np.zeros(5, np.int64))
+
+
+def scan_result(outputs: tuple[np.ndarray, ...]) -> tuple[np.ndarray, ...]:
+    """(ethertype, bad, arp, lldp, udp, udp_len, non_ip) from :func:`scan_outputs` once
+    written: each list cut to its count (a copy, so the full-size buffers go)."""
+    ethertype, bad, arp, lldp, udp, udp_len, non_ip, counts = outputs
     nb, na, nl, nu, nn = counts.tolist()
-    scan = (
-        ethertype,
-        bad[:nb].copy(),
-        arp[:na].copy(),
-        lldp[:nl].copy(),
-        udp[:nu].copy(),
-        udp_len[:nu].copy(),
-        non_ip[:nn].copy(),
-    )
-    return cols, addrs, scan
+    lists = (bad[:nb], arp[:na], lldp[:nl], udp[:nu], udp_len[:nu], non_ip[:nn])
+    return (ethertype, *(x.copy() for x in lists))
