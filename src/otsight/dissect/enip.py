@@ -1484,10 +1484,12 @@ def _cip_meanings(
 
 
 @njit(cache=True, nogil=True, _nrt=False)
-def _apply_requests(C, src, carried, carried_pl, matched, is_req, pkey, logix, pl):
+def _apply_requests(C, src, carried, carried_pl, matched, is_req, pkey, logix, pl, wrapper,
+                    wbits, wvalid):  # fmt: skip
     """Give responses their request's path (class, instance, attribute, member, symbol,
     PCCC command) and wrapper; blank the fields that mean nothing on the row's class; the
-    PCCC key and the Logix scope of each row.
+    PCCC key and the Logix scope of each row; its wrapper's name index ``wrapper`` (into
+    ``_WRAPPER_NAMES``), with Arrow validity ``wbits`` and valid count ``wvalid[0]``.
 
     A matched row's request is ``src``: one of the ``carried`` requests of earlier chunks
     (``carried_pl``), else a row of ``C``, read in place (its ``C_PAYLOAD`` columns: class,
@@ -1495,6 +1497,9 @@ def _apply_requests(C, src, carried, carried_pl, matched, is_req, pkey, logix, p
     Reading in place is safe because this loop never changes a request's payload: only
     responses take values, and requests have PCCC fields only on the PCCC object.
     ``pl`` is scratch for one request's payload."""
+    for b in range(wbits.shape[0]):
+        wbits[b] = 0
+    wvalid[0] = 0
     for i in range(C.shape[0]):
         svc = C[i, C_SERVICE]
         us_fail = False
@@ -1548,6 +1553,11 @@ def _apply_requests(C, src, carried, carried_pl, matched, is_req, pkey, logix, p
             or (cls >= 0x64 and cls <= 0xC7 and cls != 0x67)
             or (cls < 0 and C[i, C_NSEG] <= 0 and not is_req[i] and not matched[i])
         )
+        w = C[i, C_WRAP]  # 1, 2, 3: wrapped; else sent on its own (null)
+        wrapper[i] = w - 1 if w >= 1 else 0
+        if w >= 1:
+            wbits[i >> 3] |= np.uint8(1 << (i & 7))
+            wvalid[0] += 1
 
 
 class _MeaningColumns:
@@ -1704,9 +1714,11 @@ def _cm_columns(C: np.ndarray, CM: np.ndarray) -> dict[str, pa.Array]:
     return columns
 
 
-def _wrappers(wrap: np.ndarray) -> pa.Array:
-    """The wrapper name of each CIP row (null for a message sent on its own)."""
-    return pa.DictionaryArray.from_arrays(null_negative(wrap - 1, np.int32), _WRAPPER_NAMES)
+def _wrappers(index: np.ndarray, bits: np.ndarray, valid: int) -> pa.Array:
+    """The wrapper name of each CIP row (null for a message sent on its own), from the
+    indices ``_apply_requests`` wrote."""
+    indices = _from_validity(index, np.int32, index.shape[0], valid, bits)
+    return pa.DictionaryArray.from_arrays(indices, _WRAPPER_NAMES, safe=False)
 
 
 def _strings(offsets: np.ndarray, data: np.ndarray, valid: np.ndarray) -> pa.Array:
@@ -1951,6 +1963,9 @@ class EnipDissector(Dissector):
             sym_ids[srows] = np.array(local, np.int64)[sarr.indices.to_numpy()]
         pkey = np.empty(m, np.int64)
         logix = np.empty(m, np.bool_)
+        wrapper = np.empty(m, np.int32)
+        wbits = np.empty((m + 7) >> 3, np.uint8)
+        wvalid = np.empty(1, np.int64)
         if tcp:
             paired = self.cip_matcher.pair(
                 flow,
@@ -1971,6 +1986,9 @@ class EnipDissector(Dissector):
                 pkey,
                 logix,
                 np.empty(C_PFNC + 1 - C_CLASS, np.int64),
+                wrapper,
+                wbits,
+                wvalid,
             )
             pairing = paired_columns(paired, paired.ts)
         else:
@@ -1978,9 +1996,12 @@ class EnipDissector(Dissector):
             nowhere = np.zeros(m, np.int64)
             nothing = np.zeros((0, C_PFNC + 1 - C_CLASS), np.int64)
             scratch = np.empty(C_PFNC + 1 - C_CLASS, np.int64)
-            _apply_requests(C, nowhere, 0, nothing, matched, is_req, pkey, logix, scratch)
+            _apply_requests(
+                C, nowhere, 0, nothing, matched, is_req, pkey, logix, scratch, wrapper, wbits,
+                wvalid,
+            )  # fmt: skip
             pairing = pairing_columns(matched, nowhere, nowhere, nowhere)
-        cls, pfnc, wrap = C[:, C_CLASS], C[:, C_PFNC], C[:, C_WRAP]
+        cls, pfnc = C[:, C_CLASS], C[:, C_PFNC]
         service_name, category, techniques, pname_codes = _COLUMNS.columns(
             svc, cls, logix, pkey, pfnc
         )
@@ -1996,7 +2017,7 @@ class EnipDissector(Dissector):
                 "enip_command": pa.array(enc_cmd),
                 "connection_id": _from_validity(conn, np.int64, m, int(valid[0]), bits[0]),
                 "cip_sequence": _from_validity(seq, np.int32, m, int(valid[1]), bits[1]),
-                "wrapper": _wrappers(wrap),
+                "wrapper": _wrappers(wrapper, wbits, int(wvalid[0])),
                 "is_request": pa.array(is_req),
                 "service": pa.array(svc.astype(np.int16)),
                 "service_name": service_name,
