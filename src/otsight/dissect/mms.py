@@ -46,6 +46,7 @@ from otsight import events as E
 from otsight._jit import njit
 from otsight.capture import _track as T
 from otsight.capture import framing
+from otsight.capture._prefetch import prefetch
 from otsight.dissect import _ber
 from otsight.dissect.base import (
     ChunkContext,
@@ -617,11 +618,19 @@ def _session(b, s, end, out, j):
     _mms(b, vs, ve, out, j)
 
 
+PREFETCH_AHEAD = 16  # PDUs ahead whose first bytes are asked for
+
+
 @njit(cache=True, nogil=True, _nrt=False)
 def _probe(buf, arena, in_arena, off, length, out):
     """Recognise MMS in TPKT PDUs by content (COTP DT → session → presentation → ACSE → MMS,
     or an MMS PDU right in the DT) and read its header."""
-    for j in range(off.shape[0]):
+    n = off.shape[0]
+    for j in range(n):
+        # the PDUs' first bytes are far apart and out of the cache: ask for them early
+        ahead = j + PREFETCH_AHEAD
+        if ahead < n:
+            prefetch(arena if in_arena[ahead] else buf, off[ahead])
         for c in range(NCOL):
             out[j, c] = -1
         out[j, KIND] = K_NONE
