@@ -112,7 +112,7 @@ def _gather(idx, frame, first_frame, ts, flow, off, in_arena, length, sport, dpo
 def gather_pdu_columns(columns: dict[str, np.ndarray], idx: np.ndarray) -> dict[str, np.ndarray]:
     """Rows ``idx`` of columns made by :func:`pdu_columns` (without the addresses): the
     same fields as ``pdu_columns(P, idx, addresses=False)``, read from the chunk's columns
-    (about 70 bytes a row, in order) instead of the matrix rows (144 bytes, two or three
+    (about 70 bytes a row, in order) instead of the matrix rows (120 bytes, two or three
     cache lines each)."""
     idx = np.asarray(idx, np.int64)
     out = {k: np.empty(idx.shape[0], columns[k].dtype) for k in _FIELDS}
