@@ -116,7 +116,7 @@ class CapturePipeline:
         columns, instead of working them out again."""
         if res.pdus.shape[0] and "pdus" in self.tables:
             cols = pdu_columns(res.pdus)
-            return B.pdus_batch(res.pdus, self.label, cols), cols
+            return B.pdus_batch(cols, self.label), cols
         return None, None
 
     def _tracked(

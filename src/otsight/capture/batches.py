@@ -15,7 +15,6 @@ from otsight.capture import framing
 from otsight.capture._text import two_ints_text
 from otsight.capture.addresses import constant_string, ip_array, mac_array, names_array
 from otsight.capture.lldp import parse_lldp_cached
-from otsight.capture.pdu_columns import pdu_columns
 from otsight.dissect import _l2l4 as L
 from otsight.dissect.routing import ETHERTYPE_PROTOCOLS
 
@@ -131,13 +130,10 @@ def flows_batch(F: np.ndarray, K: np.ndarray, capture: str) -> pa.RecordBatch:
     return pa.RecordBatch.from_pydict(cols, schema=E.FLOWS)
 
 
-def pdus_batch(
-    P: np.ndarray, capture: str, c: dict[str, np.ndarray] | None = None
-) -> pa.RecordBatch:
-    """The ``pdus`` table of the PDU matrix ``P``; ``c``: its :func:`pdu_columns`, when
-    the caller has them."""
-    n = P.shape[0]
-    c = pdu_columns(P) if c is None else c
+def pdus_batch(c: dict[str, np.ndarray], capture: str) -> pa.RecordBatch:
+    """The ``pdus`` table of a chunk, from its PDU matrix's :func:`pdu_columns` ``c``
+    (which the dissectors then read too)."""
+    n = c["frame"].shape[0]
     cols = {
         "capture": constant_string(capture, n),
         "frame": pa.array(c["frame"]),

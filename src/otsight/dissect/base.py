@@ -568,10 +568,10 @@ def sparse_column(n: int, rows: np.ndarray, values: np.ndarray, dtype: Any) -> p
     v[rows] = values
     bits = np.zeros((n + 7) >> 3, np.uint8)
     np.bitwise_or.at(bits, rows >> 3, np.left_shift(1, rows & 7).astype(np.uint8))
-    return _from_validity(v, dtype, n, rows.shape[0], bits)
+    return from_validity(v, dtype, n, rows.shape[0], bits)
 
 
-def _from_validity(v: np.ndarray, dtype: Any, n: int, valid: int, bits: np.ndarray) -> pa.Array:
+def from_validity(v: np.ndarray, dtype: Any, n: int, valid: int, bits: np.ndarray) -> pa.Array:
     """``v`` (contiguous, of ``dtype``) with validity ``bits`` (``valid`` of ``n`` set). A
     null keeps whatever value the kernel wrote under it (Arrow never reads it): no pass to
     zero them."""
@@ -631,7 +631,7 @@ def null_negative_rows(out: np.ndarray, cols, dtype) -> dict[str, pa.Array]:
     if n:
         _narrowed_validities(out, rows, dst, bits, valid)
     return {
-        name: _from_validity(dst[k], dtype, n, int(valid[k]), bits[k])
+        name: from_validity(dst[k], dtype, n, int(valid[k]), bits[k])
         for k, (name, r) in enumerate(cols)
     }
 

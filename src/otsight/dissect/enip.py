@@ -43,8 +43,8 @@ from otsight.dissect.base import (
     Meaning,
     MeaningColumns,
     Semantics,
-    _from_validity,
     distinct_strings,
+    from_validity,
     null_negative,
     null_negative_rows,
     paired_columns,
@@ -1717,7 +1717,7 @@ def _cm_columns(C: np.ndarray, CM: np.ndarray) -> dict[str, pa.Array]:
 def _wrappers(index: np.ndarray, bits: np.ndarray, valid: int) -> pa.Array:
     """The wrapper name of each CIP row (null for a message sent on its own), from the
     indices ``_apply_requests`` wrote."""
-    indices = _from_validity(index, np.int32, index.shape[0], valid, bits)
+    indices = from_validity(index, np.int32, index.shape[0], valid, bits)
     return pa.DictionaryArray.from_arrays(indices, _WRAPPER_NAMES, safe=False)
 
 
@@ -2015,8 +2015,8 @@ class EnipDissector(Dissector):
         batch.update(
             {
                 "enip_command": pa.array(enc_cmd),
-                "connection_id": _from_validity(conn, np.int64, m, int(valid[0]), bits[0]),
-                "cip_sequence": _from_validity(seq, np.int32, m, int(valid[1]), bits[1]),
+                "connection_id": from_validity(conn, np.int64, m, int(valid[0]), bits[0]),
+                "cip_sequence": from_validity(seq, np.int32, m, int(valid[1]), bits[1]),
                 "wrapper": _wrappers(wrapper, wbits, int(wvalid[0])),
                 "is_request": pa.array(is_req),
                 "service": pa.array(svc.astype(np.int16)),
